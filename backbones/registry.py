@@ -1,0 +1,69 @@
+"""Backbones by name: ``make("s5", 128, num_layers=4)`` and a hashable spec for configs."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any, Callable
+
+import flax.linen as nn
+
+_BACKBONES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator that makes a backbone reachable by ``make(name, ...)``."""
+
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in _BACKBONES:
+            raise ValueError(f"A backbone named {name!r} is already registered.")
+        _BACKBONES[name] = cls
+        return cls
+
+    return add
+
+
+def names() -> list[str]:
+    """The registered backbone names, sorted."""
+    return sorted(_BACKBONES)
+
+
+def make(name: str, features: int, **options: Any) -> nn.Module:
+    """Build the backbone ``name`` with output width ``features``.
+
+    ``options`` are the backbone's own constructor fields (``num_layers``,
+    ``state_size``, ...); an unknown option is reported with the valid ones.
+    """
+    if name not in _BACKBONES:
+        close = difflib.get_close_matches(name, _BACKBONES, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"Unknown backbone {name!r}.{hint} Valid names: {', '.join(names())}.")
+    cls = _BACKBONES[name]
+    valid = {f.name for f in dataclasses.fields(cls)} - {"parent", "name", "features"}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ValueError(
+            f"Backbone {name!r} has no option(s) {', '.join(map(repr, unknown))}; "
+            f"valid options: {', '.join(sorted(valid))}."
+        )
+    return cls(features=features, **options)
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """A backbone as configs name it: hashable, so it can sit inside a jit-static config.
+
+    ``options`` is a tuple of ``(key, value)`` pairs rather than a dict so the
+    spec hashes; :meth:`from_dict` builds one from a plain mapping.
+    """
+
+    name: str = "gru"
+    features: int = 128
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_dict(cls, name: str, features: int, options: dict[str, Any] | None = None) -> "BackboneSpec":
+        return cls(name=name, features=int(features), options=tuple(sorted((options or {}).items())))
+
+    def build(self) -> nn.Module:
+        return make(self.name, self.features, **dict(self.options))

@@ -1,0 +1,1 @@
+"""Experiment runner: config -> train -> run folder."""

@@ -1,0 +1,42 @@
+"""Process-wide JAX settings that mnemax's entry points and tests share.
+
+XLA reads ``XLA_FLAGS`` once, when the first backend starts, so
+:func:`configure_jax` must run before the first array is created; importing
+jax itself is harmless.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# A vmapped recurrent PPO can deadlock inside ``block_until_ready`` on small
+# CPUs with XLA's concurrency-optimised scheduler; turning it off avoids it.
+_CPU_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+
+DEFAULT_CACHE_DIR = Path(os.environ.get("MNEMAX_CACHE_DIR", Path.home() / ".cache" / "mnemax" / "jax"))
+
+
+def configure_jax(cache_dir: str | os.PathLike | None = None, *, min_compile_seconds: float = 0.0) -> Path:
+    """Turn on JAX's persistent compilation cache and the CPU scheduler workaround.
+
+    Args:
+      cache_dir: where compiled executables are kept between processes
+        (default ``~/.cache/mnemax/jax``, or ``$MNEMAX_CACHE_DIR``).
+      min_compile_seconds: programs that compile faster than this are not cached.
+
+    Returns:
+      The cache directory in use.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "concurrency_optimized_scheduler" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {_CPU_SCHEDULER_FLAG}".strip()
+
+    import jax
+
+    path = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return path

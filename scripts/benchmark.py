@@ -1,0 +1,80 @@
+"""Benchmarks: ``python scripts/benchmark.py [backbones|envs|ppo|worldmodels ...] [--quick]``.
+
+Each section prints its tables and replaces its own part of
+``docs/BENCHMARKS.md``, headed by the machine it ran on, so that figures from
+different machines are never mixed in one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mnemax.experiment.runtime import configure_jax  # noqa: E402
+
+SECTIONS = ("backbones", "envs", "ppo", "worldmodels")
+DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
+
+
+def machine_description() -> str:
+    import jax
+
+    device = jax.devices()[0]
+    kind = getattr(device, "device_kind", device.platform)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPU cores ({cpu}), JAX {jax.__version__} on {device.platform} "
+        f"({kind}, {jax.device_count()} device(s))"
+    )
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace the ``<!-- section -->`` block of docs/BENCHMARKS.md, keeping the others."""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nWritten by `python scripts/benchmark.py SECTION`.\n"
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("sections", nargs="*", metavar="SECTION", help=f"any of {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="small shapes, for checking that the script runs")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    args = parser.parse_args()
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    configure_jax()
+    machine = machine_description()
+    stamp = datetime.date.today().isoformat()
+    for name in args.sections or SECTIONS:
+        module = importlib.import_module(f"benchmarks.{name}")
+        tables = module.run(quick=args.quick)
+        body = f"## {name}\n\nMachine: {machine}. Measured {stamp} with `python scripts/benchmark.py {name}`.\n\n"
+        body += "\n".join(table.markdown() for table in tables)
+        print(body)
+        if not args.no_write and not args.quick:
+            write_section(name, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Timing and memory measurement shared by every benchmark section."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+
+
+@dataclasses.dataclass
+class Measurement:
+    """One jitted function measured: compile time, run time and XLA's peak-memory estimate."""
+
+    compile_seconds: float
+    median_seconds: float
+    peak_bytes: int | None
+
+
+def measure(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.0) -> Measurement:
+    """Compile ``jax.jit(fn)`` for ``args``, warm it up once, then time ``repeats`` calls.
+
+    Compile time is lowering plus XLA compilation (ahead of time, so no run is
+    mixed in). Peak memory is XLA's buffer assignment for the program
+    (arguments + outputs + temporaries), which holds on every backend; CPU
+    devices report no runtime allocator statistics. With ``min_seconds`` the
+    repeats continue until that much time has been spent, so fast functions
+    get enough samples for a stable median.
+    """
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_seconds = time.perf_counter() - start
+    peak = None
+    analysis = compiled.memory_analysis()
+    if analysis is not None:
+        peak = int(
+            analysis.argument_size_in_bytes
+            + analysis.output_size_in_bytes
+            + analysis.temp_size_in_bytes
+            - analysis.alias_size_in_bytes
+        )
+    jax.block_until_ready(compiled(*args))  # warm-up
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < repeats or spent < min_seconds:
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - t0)
+        spent += times[-1]
+    return Measurement(compile_seconds, statistics.median(times), peak)
+
+
+@dataclasses.dataclass
+class Table:
+    """A titled markdown table; ``note`` is printed under it (settings, ratios)."""
+
+    title: str
+    columns: Sequence[str]
+    rows: list[Sequence[Any]] = dataclasses.field(default_factory=list)
+    note: str = ""
+
+    def markdown(self) -> str:
+        def cell(value: Any) -> str:
+            if isinstance(value, float):
+                return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+            return str(value)
+
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |"]
+        lines.append("|" + "---|" * len(self.columns))
+        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in self.rows]
+        if self.note:
+            lines += ["", self.note]
+        return "\n".join(lines) + "\n"
+
+
+def megabytes(num_bytes: int | None) -> str:
+    return "n/a" if num_bytes is None else f"{num_bytes / 2**20:,.1f}"
