@@ -8,8 +8,19 @@ Every backbone is a ``flax.linen.Module`` with::
 ``resets[t, b]`` true means step t starts a new episode: the carry is replaced
 by the initial carry before step t. One call over T steps equals T calls of one
 step with the carry threaded through.
+
+Registered names: ``gru``, ``lstm`` (rnn.py), ``s5`` (s5.py), ``s4d`` (s4d.py),
+``lru`` (lru.py), ``transformer`` (transformer.py). The diagonal SSMs share
+their layer stack (ssm_stack.py), initialisers (ssm_init.py), discretisation
+(discretization.py) and resettable associative scan (scan.py).
 """
 
+from mnemax.backbones import transformer  # noqa: F401  (registers "transformer")
+from mnemax.backbones.lru import LRU
 from mnemax.backbones.registry import BackboneSpec, make, names, register
+from mnemax.backbones.rnn import GRU, LSTM
+from mnemax.backbones.s4d import S4D
+from mnemax.backbones.s5 import S5
+from mnemax.backbones.scan import resettable_scan
 
-__all__ = ["BackboneSpec", "make", "names", "register"]
+__all__ = ["BackboneSpec", "GRU", "LRU", "LSTM", "S4D", "S5", "make", "names", "register", "resettable_scan"]

@@ -67,3 +67,16 @@ class BackboneSpec:
 
     def build(self) -> nn.Module:
         return make(self.name, self.features, **dict(self.options))
+
+
+def check_inputs(backbone: str, inputs: Any, resets: Any) -> None:
+    """Raise one clear ValueError when ``inputs`` is not ``[T, B, D]`` or ``resets`` not ``[T, B]``."""
+    if inputs.ndim != 3:
+        raise ValueError(
+            f"{backbone} expects time-major inputs [T, B, D], got shape {tuple(inputs.shape)}; "
+            "add a time axis of length 1 for a single step."
+        )
+    if tuple(resets.shape) != tuple(inputs.shape[:2]):
+        raise ValueError(
+            f"{backbone} expects resets of shape [T, B] = {tuple(inputs.shape[:2])}, got {tuple(resets.shape)}."
+        )

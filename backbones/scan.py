@@ -1,0 +1,104 @@
+"""The resettable linear recurrence shared by every diagonal state-space backbone.
+
+All of ``s5``, ``s4d`` and ``lru`` run the same diagonal recurrence
+
+    x_t = Lambda_bar * x_{t-1} + b_t,    x_{t-1} := 0 when resets[t]
+
+with ``b_t`` the discretised input (``B_bar u_t``). Over a sequence it is an
+``associative_scan`` (Smith et al. 2023, Sec. 3.2; Blelloch 1990) on elements
+``(a, b, r)``: ``a`` the transition, ``b`` the drive, ``r`` whether the element
+starts an episode (Lu et al. 2023, Sec. 4.2). Composing an earlier element
+``(a_i, b_i, r_i)`` with a later ``(a_j, b_j, r_j)`` gives
+
+    (a_j a_i, a_j b_i + b_j, r_i or r_j)   if not r_j
+    (a_j,     b_j,           True)         if r_j
+
+so a reset cuts everything before it. The carried state enters as a first
+element ``(1, x_0, False)`` that is dropped from the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def _compose(earlier: tuple, later: tuple) -> tuple:
+    """The resettable binary operator; associative, so ``associative_scan`` may group freely."""
+    a_i, b_i, r_i = earlier
+    a_j, b_j, r_j = later
+    a = jnp.where(r_j, a_j, a_j * a_i)
+    b = jnp.where(r_j, b_j, a_j * b_i + b_j)
+    return a, b, jnp.logical_or(r_i, r_j)
+
+
+def resettable_scan(
+    transition: jax.Array, drive: jax.Array, resets: jax.Array, state: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """All states of a diagonal linear recurrence that restarts from zero at resets.
+
+    Args:
+      transition: ``Lambda_bar`` of shape ``S`` (any trailing shape, e.g. ``[P]``
+        or ``[H, N]``), the same at every step and batch entry.
+      drive: ``b_t = B_bar u_t``, ``[T, B, *S]``.
+      resets: ``[T, B]`` bool; true means the state before step t is replaced by zeros.
+      state: ``x_0``, the carried state, ``[B, *S]``.
+
+    Returns:
+      ``(x_T [B, *S], states [T, B, *S])``.
+
+    At ``T = 1`` (acting) the step is written out directly; longer sequences
+    use ``jax.lax.associative_scan`` (``O(log T)`` depth).
+    """
+    flags = resets.astype(bool).reshape(resets.shape + (1,) * (drive.ndim - 2))
+    if drive.shape[0] == 1:
+        previous = jnp.where(flags[0], jnp.zeros_like(state), transition * state)
+        states = (previous + drive[0])[None]
+        return states[-1], states
+    a = jnp.broadcast_to(transition, drive.shape)
+    a = jnp.concatenate([jnp.ones_like(a[:1]), a])
+    b = jnp.concatenate([state[None].astype(drive.dtype), drive])
+    r = jnp.concatenate([jnp.zeros_like(flags[:1]), flags])
+    _, states, _ = jax.lax.associative_scan(_compose, (a, b, r))
+    return states[-1], states[1:]
+
+
+def scan_in_chunks(
+    run: Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]],
+    state: Any,
+    inputs: jax.Array,
+    resets: jax.Array,
+    chunk_size: int,
+) -> tuple[Any, jax.Array]:
+    """Apply ``run(state, inputs[T', B, ...], resets[T', B]) -> (state, outputs[T', B, ...])`` chunk by chunk.
+
+    A diagonal SSM's states ``[T, B, *S]`` are ``|S| / H`` times larger than its
+    inputs and outputs (32x for S4D with N = 64); kept for the backward pass over
+    a long sequence they dominate memory. Here the time axis is cut into chunks
+    of ``chunk_size`` steps run by a ``lax.scan`` whose body is
+    ``jax.checkpoint``-ed, so the backward pass keeps only the chunk boundaries
+    and recomputes the states of one chunk at a time: memory
+    ``O(T B H + chunk_size B |S|)`` for about one extra forward pass. Steps that
+    do not fill a last chunk run directly. Sequences of at most ``chunk_size``
+    steps (acting, short training windows) take no detour.
+    """
+    length = inputs.shape[0]
+    if length <= chunk_size:
+        return run(state, inputs, resets)
+    chunks = length // chunk_size
+    cut = chunks * chunk_size
+
+    def fold(array: jax.Array) -> jax.Array:
+        return array[:cut].reshape(chunks, chunk_size, *array.shape[1:])
+
+    def body(state, chunk):
+        return run(state, *chunk)
+
+    state, outputs = jax.lax.scan(jax.checkpoint(body), state, (fold(inputs), fold(resets)))
+    outputs = outputs.reshape(cut, *outputs.shape[2:])
+    if cut < length:
+        state, rest = run(state, inputs[cut:], resets[cut:])
+        outputs = jnp.concatenate([outputs, rest])
+    return state, outputs

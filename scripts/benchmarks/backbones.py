@@ -1,0 +1,76 @@
+"""Backbone section: forward + backward time of every registered backbone over sequence length.
+
+Each backbone runs ``jit(value_and_grad(sum of outputs))`` with respect to its
+parameters on ``inputs [T, B, D]`` with random resets (one per 256 steps on
+average), from the initial carry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+import mnemax.backbones as backbones
+from benchmarks.timing import Table, measure, megabytes
+
+FEATURES = 128
+
+
+def _one_layer(name: str) -> dict:
+    """``num_layers=1`` where the backbone has layers, so each row is one recurrent layer."""
+    fields = {f.name for f in dataclasses.fields(backbones.make(name, FEATURES))}
+    return {"num_layers": 1} if "num_layers" in fields else {}
+
+
+def _fwd_bwd(module):
+    def loss(params, carry, inputs, resets):
+        _, outputs = module.apply(params, carry, inputs, resets)
+        return jnp.sum(outputs)
+
+    return jax.value_and_grad(loss)
+
+
+def run(quick: bool) -> list[Table]:
+    lengths, batch = ((16, 32), 2) if quick else ((64, 256, 1024, 4096), 16)
+    repeats, min_seconds = (2, 0.0) if quick else (5, 1.0)
+    table = Table(
+        title=f"Backbones: forward + backward, B = {batch}, features {FEATURES}, one layer",
+        columns=["backbone", "T", "fwd+bwd ms", "steps/s", "compile s", "peak MB"],
+    )
+    times: dict[tuple[str, int], float] = {}
+    for name in backbones.names():
+        module = backbones.make(name, FEATURES, **_one_layer(name))
+        step = jax.jit(_fwd_bwd(module))
+        for length in lengths:
+            keys = jax.random.split(jax.random.key(length), 3)
+            inputs = jax.random.normal(keys[0], (length, batch, FEATURES))
+            resets = jax.random.bernoulli(keys[1], 1 / 256, (length, batch))
+            carry = module.initialize_carry(batch)
+            params = jax.jit(module.init)(keys[2], carry, inputs[:1], resets[:1])
+            result = measure(step, params, carry, inputs, resets, repeats=repeats, min_seconds=min_seconds)
+            times[name, length] = result.median_seconds
+            table.rows.append(
+                [
+                    name,
+                    length,
+                    result.median_seconds * 1e3,
+                    length * batch / result.median_seconds,
+                    result.compile_seconds,
+                    megabytes(result.peak_bytes),
+                ]
+            )
+    ratios = [
+        f"T={length}: {times['s5', length] / times['gru', length]:.2f}"
+        for length in lengths[-2:]
+        if ("s5", length) in times and ("gru", length) in times
+    ]
+    table.note = (
+        "Default options except `num_layers=1` for the layered backbones (s5, s4d, lru, transformer), so each "
+        "row is one recurrent layer, like the single-cell GRU and LSTM; the SSMs' default stack has 4 layers "
+        "and costs about 4x. Median of repeats after one warm-up; compile is lowering + XLA compilation; "
+        "peak is XLA's buffer assignment (arguments + outputs + temporaries). "
+        f"S5 / GRU time ratio: {', '.join(ratios)}."
+    )
+    return [table]
