@@ -1,0 +1,123 @@
+"""PPO throughput: environment steps per second after compilation, and compile seconds.
+
+Each case builds a trainer, initialises a runner state, and times one jitted
+call that runs ``updates`` PPO updates (``lax.scan`` of ``trainer.update``);
+steps/s = ``num_envs * num_steps * updates * seeds / seconds``. Reference
+figures are the ones measured for purejaxrl and popjaxrl on a 2-core CPU
+(docs in /work/shared/REFERENCES.md); the ratio column compares against them
+only when the shapes match (full mode).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnax
+import jax
+
+from benchmarks.timing import Table, measure, megabytes
+from mnemax.agents import PPOConfig, make_ppo_env, make_trainer
+from mnemax.backbones import BackboneSpec
+
+# purejaxrl's CartPole PPO (the PPOConfig defaults).
+PUREJAXRL_FF = PPOConfig()
+# purejaxrl's recurrent PPO: GRU 128 after a 128-wide embedding, 4 envs x 128 steps, 4 x 4.
+PUREJAXRL_RNN = PPOConfig(encoder_sizes=(128,), head_sizes=(128,), activation="relu")
+# popjaxrl's POPGym PPO: 64 envs x 1024 steps, 30 epochs x 8 minibatches, encoder 128 -> 256, heads 128-128.
+POPJAXRL = PPOConfig(
+    num_envs=64,
+    num_steps=1024,
+    update_epochs=30,
+    num_minibatches=8,
+    learning_rate=5e-5,
+    anneal_lr=False,
+    gae_lambda=1.0,
+    ent_coef=0.0,
+    vf_coef=1.0,
+    encoder_sizes=(128, 256),
+    head_sizes=(128, 128),
+    activation="leaky_relu",
+)
+GRU_256 = BackboneSpec("gru", 256)
+GRU_128 = BackboneSpec("gru", 128)
+S5_POPJAXRL = BackboneSpec.from_dict("s5", 256, {"num_layers": 4, "state_size": 256})
+
+REFERENCE_STEPS_PER_SECOND = {"purejaxrl ff": 100_000.0, "purejaxrl gru": 3_300.0, "popjaxrl s5": 140.0}
+
+
+def _case(config: PPOConfig, env_name: str, updates: int, seeds: int = 1):
+    """A function of a runner state running ``updates`` updates, its initial state, and steps per call."""
+    env, params = gymnax.make(env_name) if env_name == "CartPole-v1" else make_ppo_env(env_name)
+    config = dataclasses.replace(config, total_steps=config.steps_per_update * updates)
+    trainer = make_trainer(config, env, params)
+
+    def run(state):
+        return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=updates)
+
+    init = trainer.init
+    if seeds > 1:
+        run, init = jax.vmap(run), jax.vmap(init)
+        state = jax.jit(init)(jax.random.split(jax.random.key(0), seeds))
+    else:
+        state = jax.jit(init)(jax.random.key(0))
+    return run, state, config.steps_per_update * updates * seeds
+
+
+def run(quick: bool = False) -> list[Table]:
+    small_rnn = dict(num_envs=8, num_steps=64, update_epochs=2, num_minibatches=2)
+    if quick:  # small shapes that check the script runs; names say what was measured
+        s5, gru_big, popjaxrl, ff64 = BackboneSpec("s5", 32), BackboneSpec("gru", 32), dataclasses.replace(POPJAXRL, **small_rnn), 16
+        s5_name, gru_name, shape, seeds = "s5 1x32", "gru32", "8x64 (popjaxrl hparams, shrunk)", 2
+    else:
+        s5, gru_big, popjaxrl, ff64 = S5_POPJAXRL, GRU_256, POPJAXRL, 64
+        s5_name, gru_name, shape, seeds = "s5 4x256", "gru256", "64x1024 (popjaxrl)", 8
+    cases = [
+        # name, config, env, updates, seeds, reference key
+        ("ff CartPole 4x128 (purejaxrl)", PUREJAXRL_FF, "CartPole-v1", 2 if quick else 20, 1, "purejaxrl ff"),
+        (
+            f"ff CartPole {ff64}x128, {seeds} seeds",
+            dataclasses.replace(PUREJAXRL_FF, num_envs=ff64),
+            "CartPole-v1", 1 if quick else 5, seeds, None,
+        ),
+        (
+            "gru128 RepeatPreviousEasy 4x128 (purejaxrl rnn)",
+            dataclasses.replace(PUREJAXRL_RNN, backbone=GRU_128),
+            "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, "purejaxrl gru",
+        ),
+        (
+            f"{s5_name} RepeatPreviousEasy 4x128 (purejaxrl rnn)",
+            dataclasses.replace(PUREJAXRL_RNN, backbone=s5),
+            "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, "purejaxrl gru",
+        ),
+        (
+            f"{gru_name} RepeatPreviousEasy {shape}",
+            dataclasses.replace(popjaxrl, backbone=gru_big),
+            "popgym/RepeatPreviousEasy", 1, 1, None,
+        ),
+        (
+            f"{s5_name} RepeatPreviousEasy {shape}",
+            dataclasses.replace(popjaxrl, backbone=s5),
+            "popgym/RepeatPreviousEasy", 1, 1, "popjaxrl s5",
+        ),
+    ]
+    table = Table(
+        "PPO throughput (steps/s after compilation)",
+        ["case", "env steps per call", "compile s", "seconds per call", "steps/s", "peak MB", "reference steps/s", "ratio"],
+        note=(
+            "One call runs the listed number of whole PPO updates (rollout, GAE, all epochs) under one jit. "
+            "References: purejaxrl feed-forward CartPole ~100k steps/s, purejaxrl GRU PPO ~3.3k steps/s, "
+            "popjaxrl S5 at its published shape ~140 steps/s, all on a 2-core CPU."
+            + (" Quick mode shrinks the recurrent shapes, so no ratio is given." if quick else "")
+        ),
+    )
+    for name, config, env_name, updates, seeds, reference in cases:
+        fn, state, steps = _case(config, env_name, updates, seeds)
+        m = measure(fn, state, repeats=1 if quick or steps >= 65536 else 3)
+        rate = steps / m.median_seconds
+        ref = REFERENCE_STEPS_PER_SECOND.get(reference) if reference else None
+        ratio = f"{rate / ref:.1f}x" if ref and not quick else "-"
+        table.rows.append(
+            [name, steps, m.compile_seconds, m.median_seconds, rate, megabytes(m.peak_bytes), ref or "-", ratio]
+        )
+        print(table.rows[-1], flush=True)
+    return [table]

@@ -1,0 +1,284 @@
+"""PPO: loss pieces, shapes and metrics, discrete/continuous, feed-forward/recurrent, truncation, determinism, sweeps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import struct
+from gymnax.environments import environment, spaces
+
+from mnemax.agents import HParams, PPOConfig, make_ppo_env, make_rollout, make_train, make_trainer
+from mnemax.agents.ppo import METRIC_NAMES, make_network, policy_distribution
+from mnemax.agents.ppo_losses import clipped_surrogate_loss, clipped_value_loss
+from mnemax.backbones import BackboneSpec
+
+TINY = PPOConfig(total_steps=4 * 16 * 3, num_envs=4, num_steps=16, update_epochs=2, num_minibatches=2, head_sizes=(16,))
+
+
+# --------------------------------------------------------------------------- loss pieces
+
+
+def test_surrogate_loss_clips_ratio_in_the_direction_of_the_advantage():
+    old = jnp.log(jnp.array([0.5, 0.5, 0.5, 0.5]))
+    new = jnp.log(jnp.array([0.75, 0.75, 0.25, 0.5]))  # ratios 1.5, 1.5, 0.5, 1.0
+    adv = jnp.array([1.0, -1.0, 1.0, 2.0])
+    loss, diag = clipped_surrogate_loss(new, old, adv, 0.2)
+    # min(r A, clip(r) A): 1.2, -1.5, 0.5, 2.0
+    assert float(loss) == pytest.approx(-(1.2 - 1.5 + 0.5 + 2.0) / 4, rel=1e-5)
+    assert float(diag["clip_fraction"]) == pytest.approx(0.75)
+    ratio = np.array([1.5, 1.5, 0.5, 1.0])
+    assert float(diag["approx_kl"]) == pytest.approx(np.mean(ratio - 1 - np.log(ratio)), rel=1e-5)
+
+
+def test_surrogate_loss_is_minus_mean_advantage_at_ratio_one():
+    logp = jnp.log(jnp.array([0.2, 0.7]))
+    loss, diag = clipped_surrogate_loss(logp, logp, jnp.array([3.0, -1.0]), 0.2)
+    assert float(loss) == pytest.approx(-1.0)
+    assert float(diag["approx_kl"]) == 0.0 and float(diag["clip_fraction"]) == 0.0
+
+
+def test_value_loss_takes_the_pessimistic_of_clipped_and_unclipped():
+    old, target = jnp.array([0.0, 0.0]), jnp.array([1.0, -1.0])
+    # First value overshoots far past the target but inside nothing; clipped value 0.2 is worse.
+    values = jnp.array([3.0, -0.1])
+    loss = clipped_value_loss(values, old, target, 0.2)
+    expected = 0.5 * np.mean([max(4.0, 0.64), max(0.81, 0.81)])
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+# --------------------------------------------------------------------------- feed-forward CartPole
+
+CARTPOLE = gymnax.make("CartPole-v1")
+TRAIN = jax.jit(make_train(TINY, *CARTPOLE))
+SWEEP = jax.jit(jax.vmap(make_train(TINY, *CARTPOLE)))
+
+
+@pytest.fixture(scope="module")
+def cartpole_run():
+    return jax.block_until_ready(TRAIN(jax.random.key(0)))
+
+
+def test_metrics_have_the_contracted_names_and_one_float32_value_per_update(cartpole_run):
+    state, metrics = cartpole_run
+    assert set(METRIC_NAMES) <= set(metrics)
+    for name, value in metrics.items():
+        assert value.shape == (TINY.num_updates,), name
+        assert value.dtype == jnp.float32, name
+    np.testing.assert_array_equal(metrics["env_steps"], [64.0, 128.0, 192.0])
+    assert int(state.update_count) == TINY.num_updates
+    assert np.all(metrics["episodes"] > 0)  # random CartPole episodes last ~20 steps
+    assert np.all(np.isfinite(metrics["episode_return"]))
+    for name in ("policy_loss", "value_loss", "entropy", "grad_norm", "approx_kl"):
+        assert np.all(np.isfinite(metrics[name])), name
+    # Linear annealing per update: lr * (1 - k / num_updates).
+    np.testing.assert_allclose(metrics["learning_rate"], TINY.learning_rate * np.array([1.0, 2 / 3, 1 / 3]), rtol=1e-6)
+
+
+def test_runner_state_is_a_named_pytree_of_arrays(cartpole_run):
+    state, _ = cartpole_run
+    assert hasattr(state, "_fields") and "env_state" in state._fields
+    assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(state))
+    assert state.obs.shape == (TINY.num_envs, 4)
+
+
+def test_same_seed_gives_bit_identical_metrics_and_other_seeds_differ(cartpole_run):
+    _, first = cartpole_run
+    _, again = TRAIN(jax.random.key(0))
+    _, other = TRAIN(jax.random.key(1))
+    for name in first:
+        np.testing.assert_array_equal(np.asarray(first[name]), np.asarray(again[name]), err_msg=name)
+    assert not np.array_equal(first["policy_loss"], other["policy_loss"])
+
+
+def test_four_learning_rates_in_one_compiled_call_give_four_curves(cartpole_run):
+    rates = jnp.array([1e-4, 1e-3, 1e-2, 1e-1], jnp.float32)
+    base = TINY.hparams()
+    hparams = HParams(*(jnp.full((4,), h) for h in base))._replace(learning_rate=rates)
+    keys = jnp.stack([jax.random.key(0)] * 4)
+    _, metrics = SWEEP(keys, hparams)
+    np.testing.assert_allclose(metrics["learning_rate"][:, 0], rates, rtol=1e-6)
+    losses = np.asarray(metrics["value_loss"][:, -1])
+    assert len(set(losses.tolist())) == 4
+    # The first update starts from the same weights and rollout as the unvmapped default run.
+    _, single = cartpole_run
+    np.testing.assert_allclose(metrics["episode_return"][:, 0], single["episode_return"][0], rtol=1e-6)
+
+
+def test_update_does_not_recompile_on_second_call():
+    trainer = make_trainer(TINY, *CARTPOLE)
+    update = jax.jit(trainer.update)
+    state = jax.jit(trainer.init)(jax.random.key(0))
+    state, _ = update(state)
+    state, _ = update(state)
+    assert update._cache_size() == 1
+
+
+def test_config_errors_name_the_field_and_the_fix():
+    with pytest.raises(ValueError, match="less than one update"):
+        make_trainer(dataclasses.replace(TINY, total_steps=10), *CARTPOLE)
+    with pytest.raises(ValueError, match="num_envs=6 must be divisible by num_minibatches=4"):
+        make_trainer(dataclasses.replace(TINY, num_envs=6, num_minibatches=4, backbone=BackboneSpec("gru", 8)), *CARTPOLE)
+    with pytest.raises(ValueError, match="activation"):
+        make_trainer(dataclasses.replace(TINY, activation="swish2"), *CARTPOLE)
+
+
+def test_config_is_hashable_and_hparams_default_to_its_fields():
+    assert hash(TINY) == hash(dataclasses.replace(TINY))
+    hp = TINY.hparams()
+    assert float(hp.learning_rate) == pytest.approx(TINY.learning_rate)
+    assert float(hp.gae_lambda) == pytest.approx(TINY.gae_lambda)
+
+
+# --------------------------------------------------------------------------- continuous actions
+
+
+def test_continuous_policy_trains_on_pendulum_with_a_learned_log_std():
+    env, params = make_ppo_env("Pendulum-v1")
+    config = dataclasses.replace(TINY, normalize_observations=True, normalize_rewards=True)
+    state, metrics = jax.jit(make_train(config, env, params))(jax.random.key(0))
+    assert "log_std" in state.params["params"]
+    for name in ("policy_loss", "value_loss", "entropy", "grad_norm"):
+        assert np.all(np.isfinite(metrics[name])), name
+    # Batch-wide observation statistics: one mean per observation dimension, shared by every env.
+    assert state.obs_stats.mean.shape == (3,)
+    assert float(state.obs_stats.count) == pytest.approx(config.num_envs * (1 + config.num_updates * config.num_steps))
+    assert float(state.reward_stats.var) != 1.0
+
+
+# --------------------------------------------------------------------------- truncation on a time-limit task
+
+
+@struct.dataclass
+class ClockState(environment.EnvState):
+    pass
+
+
+@struct.dataclass
+class ClockParams(environment.EnvParams):
+    max_steps_in_episode: int = 5
+    truncation_as_termination: bool = False
+
+
+class ConstantReward(environment.Environment):
+    """Reward 1 every step, a time limit of 5 steps, and an observation that carries no time.
+
+    The value of every state under truncation-is-not-termination is 1 / (1 - gamma);
+    with ``truncation_as_termination`` the env reports the time limit as a terminal
+    state, which is what ``done = terminated or truncated`` bootstrapping amounts to.
+    """
+
+    @property
+    def default_params(self) -> ClockParams:
+        return ClockParams()
+
+    def step_env(self, key, state, action, params):
+        state = ClockState(time=state.time + 1)
+        terminated = jnp.logical_and(params.truncation_as_termination, state.time >= params.max_steps_in_episode)
+        return jnp.zeros(1), state, jnp.float32(1.0), terminated, {}
+
+    def reset_env(self, key, params):
+        return jnp.zeros(1), ClockState(time=0)
+
+    def is_terminated(self, state, params):
+        return jnp.array(False)
+
+    def action_space(self, params=None):
+        return spaces.Discrete(2)
+
+    def observation_space(self, params):
+        return spaces.Box(0.0, 0.0, (1,), jnp.float32)
+
+
+CLOCK = PPOConfig(
+    total_steps=4 * 16 * 60,
+    num_envs=4,
+    num_steps=16,
+    learning_rate=0.05,
+    anneal_lr=False,
+    gamma=0.9,
+    gae_lambda=0.95,
+    clip_eps=100.0,  # no value clipping: let the critic move freely
+    ent_coef=0.0,
+    head_sizes=(8,),
+)
+
+
+@pytest.mark.parametrize("as_termination", [False, True])
+def test_critic_learns_the_infinite_horizon_value_through_truncation(as_termination):
+    env, params = ConstantReward(), ClockParams(truncation_as_termination=as_termination)
+    state, _ = jax.jit(make_train(CLOCK, env, params))(jax.random.key(0))
+    network = make_network(CLOCK, 2, True)
+    _, (_, value) = network.apply(state.params, None, jnp.zeros((1, 1, 1)), jnp.ones((1, 1), bool))
+    value = float(value[0, 0])
+    correct = 1.0 / (1.0 - CLOCK.gamma)
+    if as_termination:
+        # The average over the 5 positions of the finite-horizon value, ~2.6.
+        finite = np.mean([(1 - CLOCK.gamma ** (5 - t)) / (1 - CLOCK.gamma) for t in range(5)])
+        assert value == pytest.approx(finite, rel=0.15)
+    else:
+        assert value == pytest.approx(correct, rel=0.1)
+
+
+# --------------------------------------------------------------------------- recurrent policies
+
+REPEAT = make_ppo_env("popgym/RepeatPreviousEasy")
+BACKBONE_OPTIONS = {"s5": {"num_layers": 1, "state_size": 8}}
+
+
+def recurrent_config(name: str) -> PPOConfig:
+    spec = BackboneSpec.from_dict(name, 8, BACKBONE_OPTIONS.get(name, {}))
+    return dataclasses.replace(TINY, backbone=spec, encoder_sizes=(8,), head_sizes=(8,), num_steps=24)
+
+
+@pytest.mark.parametrize("name", ["gru", "s5"])
+def test_sequence_mode_reproduces_acting_values_and_log_probs(name):
+    """Re-running the rollout in sequence mode from its start carry must give what acting saw."""
+    config = recurrent_config(name)  # on CartPole, whose random-policy episodes end within the rollout
+    trainer = make_trainer(config, *CARTPOLE)
+    rollout = make_rollout(config, *CARTPOLE)
+    network = make_network(config, 2, True)
+
+    def check(key):
+        state = trainer.init(key)
+        start = state.carry
+        state, traj, next_values = rollout(state, jax.random.key(1))
+        _, (logits, values) = network.apply(state.params, start, traj.inputs, traj.starts)
+        log_probs = policy_distribution(True, logits).log_prob(traj.actions)
+        return traj, next_values, log_probs, values
+
+    traj, next_values, log_probs, values = jax.jit(check)(jax.random.key(0))
+    assert bool(traj.dones.any()) and bool(traj.starts[1:].any())
+    np.testing.assert_allclose(log_probs, traj.log_probs, atol=1e-5)
+    np.testing.assert_allclose(values, traj.values, atol=1e-5)
+    # Where no episode ended, the bootstrap value is the next step's value.
+    same = ~np.asarray(traj.dones[:-1])
+    np.testing.assert_allclose(np.asarray(next_values[:-1])[same], np.asarray(traj.values[1:])[same], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gru", "s5"])
+def test_recurrent_training_vmapped_over_seeds(name):
+    config = dataclasses.replace(recurrent_config(name), total_steps=4 * 24 * 2)
+    keys = jax.random.split(jax.random.key(0), 2)
+    state, metrics = jax.block_until_ready(jax.jit(jax.vmap(make_train(config, *REPEAT)))(keys))
+    assert metrics["policy_loss"].shape == (2, 2)
+    for metric in ("policy_loss", "value_loss", "entropy", "grad_norm"):
+        assert np.all(np.isfinite(metrics[metric])), metric
+    assert not np.array_equal(metrics["value_loss"][0], metrics["value_loss"][1])
+    assert jax.tree.leaves(state.carry)[0].shape[:2] == (2, config.num_envs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lstm", "lru", "s4d", "transformer"])
+def test_every_other_backbone_trains(name):
+    from mnemax.backbones import names
+
+    assert name in names()
+    config = dataclasses.replace(recurrent_config(name), total_steps=4 * 24 * 2)
+    _, metrics = jax.jit(make_train(config, *REPEAT))(jax.random.key(0))
+    for metric in ("policy_loss", "value_loss", "entropy", "grad_norm"):
+        assert np.all(np.isfinite(metrics[metric])), metric
