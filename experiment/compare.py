@@ -21,6 +21,7 @@ import numpy as np
 from mnemax.experiment.composition import load_run_config
 from mnemax.experiment.plots import _matplotlib, plot_return_curve
 from mnemax.experiment.run_folder import load_metrics
+from mnemax.experiment.runtime import machine_description
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,19 +78,10 @@ def compare(
     return rows
 
 
-def _machine() -> str:
-    import jax
-
-    device = jax.devices()[0]
-    kind = getattr(device, "device_kind", device.platform)
-    where = device.platform if kind.lower() == device.platform else f"{device.platform} ({kind})"
-    return f"{os.cpu_count()} CPU cores, JAX {jax.__version__} on {where}"
-
-
 def markdown_table(rows: Sequence[ComparisonRow], command: str, seeds: int, total_steps: int) -> str:
     """The comparison as markdown: a header saying how it was made, then one line per (task, variant)."""
     lines = [
-        f"Made by `{command}` on {datetime.date.today().isoformat()}, {_machine()}.",
+        f"Made by `{command}` on {datetime.date.today().isoformat()}, {machine_description()}.",
         f"{seeds} seed(s) per cell, {total_steps:,} env steps per seed. Final return: mean over seeds of each seed's",
         "mean episode return over the last 10% of updates (± std over seeds). Steps/s count all seeds, compile excluded;",
         "compile s is the ahead-of-time compile of the training chunk (shorter when JAX's persistent cache holds it).",

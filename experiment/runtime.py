@@ -40,3 +40,25 @@ def configure_jax(cache_dir: str | os.PathLike | None = None, *, min_compile_sec
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     return path
+
+
+def machine_description() -> str:
+    """One line naming the machine figures were measured on: CPU model and cores, JAX version, device."""
+    import platform
+
+    import jax
+
+    device = jax.devices()[0]
+    kind = getattr(device, "device_kind", device.platform)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPU cores ({cpu}), JAX {jax.__version__} on {device.platform} "
+        f"({kind}, {jax.device_count()} device(s))"
+    )

@@ -10,37 +10,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import os
-import platform
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mnemax.experiment.runtime import configure_jax  # noqa: E402
+from mnemax.experiment.runtime import configure_jax, machine_description  # noqa: E402
 
 SECTIONS = ("backbones", "envs", "ppo", "worldmodels")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
-
-
-def machine_description() -> str:
-    import jax
-
-    device = jax.devices()[0]
-    kind = getattr(device, "device_kind", device.platform)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} CPU cores ({cpu}), JAX {jax.__version__} on {device.platform} "
-        f"({kind}, {jax.device_count()} device(s))"
-    )
 
 
 def write_section(name: str, body: str) -> None:
