@@ -1,9 +1,10 @@
 """Environments by name: ``make(name, **kwargs) -> (env, params)``.
 
-Four kinds of names resolve:
+Five kinds of names resolve:
 
 * every gymnax id (``gymnax.registered_envs``): ``"CartPole-v1"``, ``"Breakout-MinAtar"``, ...;
 * ``"popgym/<Name>"`` for mnemax's POPGym ports (``mnemax.envs.popgym.POPGYM_ENVS``);
+* ``"memory/<Name>"`` for the S4WM memory-task suite (``mnemax.envs.memory.MEMORY_ENVS``);
 * ``"brax/<name>"`` for Brax's locomotion and control tasks, through :class:`~mnemax.envs.brax_adapter.BraxEnv`;
 * ``"package.module:Attribute"`` for a user's env class or factory, imported on demand,
   and any name added with :func:`register`.
@@ -30,6 +31,7 @@ Factory = Callable[..., Any]
 """``factory(**kwargs)`` returns an environment or an ``(env, params)`` pair."""
 
 POPGYM_PREFIX = "popgym/"
+MEMORY_PREFIX = "memory/"
 BRAX_PREFIX = "brax/"
 
 _USER_ENVS: dict[str, Factory] = {}
@@ -40,6 +42,13 @@ def _popgym_table() -> dict[str, Factory]:
     from mnemax.envs.popgym import POPGYM_ENVS
 
     return POPGYM_ENVS
+
+
+def _memory_table() -> dict[str, Factory]:
+    """The memory suite's table, imported when first needed."""
+    from mnemax.envs.memory import MEMORY_ENVS
+
+    return MEMORY_ENVS
 
 
 def register(name: str, factory: Factory) -> None:
@@ -58,6 +67,7 @@ def names() -> list[str]:
     return [
         *gymnax.registered_envs,
         *(POPGYM_PREFIX + name for name in _popgym_table()),
+        *(MEMORY_PREFIX + name for name in _memory_table()),
         *(BRAX_PREFIX + name for name in BRAX_ENV_NAMES),
         *_USER_ENVS,
     ]
@@ -76,6 +86,8 @@ def _resolve(name: str) -> Factory:
         return gymnax.registration._registry[name]
     if name.startswith(POPGYM_PREFIX) and name[len(POPGYM_PREFIX) :] in _popgym_table():
         return _popgym_table()[name[len(POPGYM_PREFIX) :]]
+    if name.startswith(MEMORY_PREFIX) and name[len(MEMORY_PREFIX) :] in _memory_table():
+        return _memory_table()[name[len(MEMORY_PREFIX) :]]
     if name.startswith(BRAX_PREFIX) and name[len(BRAX_PREFIX) :] in BRAX_ENV_NAMES:
         return functools.partial(BraxEnv, name[len(BRAX_PREFIX) :])
     if ":" in name:

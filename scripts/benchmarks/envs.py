@@ -13,6 +13,7 @@ from typing import Any
 import jax
 
 from mnemax.envs import make
+from mnemax.envs.memory import MEMORY_ENVS, scripted_policy
 from mnemax.envs.popgym import POPGYM_ENVS
 
 from .timing import Table, measure, megabytes
@@ -23,11 +24,13 @@ BRAX = ["brax/inverted_pendulum"]
 QUICK = ["CartPole-v1", "popgym/RepeatPreviousEasy", "brax/inverted_pendulum"]
 
 
-def random_rollout(env: Any, params: Any, num_envs: int, num_steps: int):
+def random_rollout(env: Any, params: Any, num_envs: int, num_steps: int, policy: Any = None):
     """``key -> (total reward [num_envs], last observations)``: ``num_envs`` copies stepped ``num_steps`` times.
 
     The observations are returned so that XLA cannot drop the dynamics when the
     reward does not depend on them (inverted_pendulum pays 1 every step).
+    ``policy(key, state) -> action`` replaces the uniform random actions (the
+    memory suite's scripted data policy).
     """
 
     def run(key: jax.Array) -> jax.Array:
@@ -37,7 +40,10 @@ def random_rollout(env: Any, params: Any, num_envs: int, num_steps: int):
         def body(carry, step_key):
             state, total, _ = carry
             action_keys, step_keys = jax.random.split(step_key, (2, num_envs))
-            actions = jax.vmap(env.action_space(params).sample)(action_keys)
+            if policy is None:
+                actions = jax.vmap(env.action_space(params).sample)(action_keys)
+            else:
+                actions = jax.vmap(policy)(action_keys, state)
             obs, state, reward, _, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(step_keys, state, actions, params)
             return (state, total + reward, obs), None
 
@@ -64,4 +70,22 @@ def run(quick: bool) -> list[Table]:
             [name, num_envs * num_steps / result.median_seconds, result.compile_seconds, megabytes(result.peak_bytes)]
         )
         print(table.rows[-1], flush=True)
-    return [table]
+    return [table, memory_suite(quick)]
+
+
+def memory_suite(quick: bool) -> Table:
+    """The memory suite (32 x 32 x 3 pixel frames) at its default sizes, random and scripted actions."""
+    num_envs, num_steps = (8, 16) if quick else (256, 128)
+    table = Table(
+        title=f"Memory suite (memory/*), {num_envs} vmapped copies x {num_steps} scanned steps",
+        columns=["env", "random steps/s", "scripted steps/s", "compile s"],
+        note="Pixel observations rendered every step; auto-reset included; scripted = the data policy of make_dataset.py.",
+    )
+    for name in ["TwoRooms"] if quick else MEMORY_ENVS:
+        env, params = make(f"memory/{name}")
+        random = measure(random_rollout(env, params, num_envs, num_steps), jax.random.PRNGKey(0), repeats=3)
+        scripted = measure(random_rollout(env, params, num_envs, num_steps, scripted_policy), jax.random.PRNGKey(0), repeats=3)
+        steps = num_envs * num_steps
+        table.rows.append([f"memory/{name}", steps / random.median_seconds, steps / scripted.median_seconds, random.compile_seconds])
+        print(table.rows[-1], flush=True)
+    return table
