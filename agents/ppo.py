@@ -16,8 +16,9 @@ One update:
 2. **Advantages**: GAE (:mod:`mnemax.agents.returns`) bootstrapping through
    truncation, zeroing only at termination.
 3. **Epochs**: ``update_epochs`` passes over ``num_minibatches`` minibatches.
-   A recurrent network re-runs whole rollouts in sequence mode (parallel scan
-   for SSMs, full backpropagation through time) from the carry saved at the
+   A recurrent network re-runs whole rollouts in sequence mode (for SSMs one
+   scan over time, associative on accelerators and sequential on CPU, see
+   backbones/scan.py; full backpropagation through time) from the carry saved at the
    rollout's start, so minibatches split the environments; a feed-forward one
    shuffles single transitions.
 
@@ -263,7 +264,7 @@ def policy_distribution(discrete: bool, policy_params: Any) -> distrax.Distribut
     return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
 
 
-def _action_space(env: Any, env_params: Any) -> tuple[bool, int, tuple[int, ...]]:
+def action_space(env: Any, env_params: Any) -> tuple[bool, int, tuple[int, ...]]:
     """``(discrete, action_dim, action_shape)`` of a gymnax action space."""
     space = env.action_space(env_params)
     if hasattr(space, "n"):
@@ -322,7 +323,7 @@ def make_rollout(
 def _build(config: PPOConfig, env: Any, env_params: Any, mesh: Mesh | None):
     """PPO's trainer and its rollout, sharing one network and env closure."""
     config.validate()
-    discrete, action_dim, _ = _action_space(env, env_params)
+    discrete, action_dim, _ = action_space(env, env_params)
     network = make_network(config, action_dim, discrete)
     if config.recurrent:
         _batch_axis_check(network)

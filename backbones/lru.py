@@ -84,7 +84,7 @@ class LRUSSM(DiagonalSSM):
 class LRU(SSMStack):
     """Stacked resettable LRU layers.
 
-    Options: ``num_layers`` (4), ``chunk_size`` (256, see ssm_stack.py), ``state_size`` N (default ``features``),
+    Options: ``num_layers`` (4), ``chunk_size`` (4096) and ``scan_method`` (see ssm_stack.py), ``state_size`` N (default ``features``),
     ``r_min``/``r_max`` (0.9/0.999, the initial ring of ``|lambda|``),
     ``max_phase`` (2 pi; 0 gives the real-valued LRU), ``negative_eigenvalues``
     (False; see the module docstring).

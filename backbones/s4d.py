@@ -67,7 +67,7 @@ class S4DSSM(DiagonalSSM):
 class S4D(SSMStack):
     """Stacked resettable S4D layers.
 
-    Options: ``num_layers`` (4), ``chunk_size`` (256, see ssm_stack.py), ``state_size`` N per channel (64, even),
+    Options: ``num_layers`` (4), ``chunk_size`` (4096) and ``scan_method`` (see ssm_stack.py), ``state_size`` N per channel (64, even),
     ``init_method`` (``"lin"`` for S4D-Lin or ``"inv"`` for S4D-Inv; ``init`` is taken by flax), ``discretization`` (``"zoh"`` or
     ``"bilinear"``), ``dt_min``/``dt_max``.
     """

@@ -73,7 +73,8 @@ class S5SSM(DiagonalSSM):
 class S5(SSMStack):
     """Stacked resettable S5 layers (Lu et al. 2023): the in-context-RL backbone.
 
-    Options: ``num_layers`` (4), ``chunk_size`` (256, see ssm_stack.py), ``state_size`` P (default ``features``),
+    Options: ``num_layers`` (4), ``chunk_size`` (4096) and ``scan_method`` (``"auto"``) (see
+    ssm_stack.py), ``state_size`` P (default ``features``),
     ``blocks`` J (1; P must split into J blocks of even size under
     ``conj_sym``), ``discretization`` (``"zoh"`` or ``"bilinear"``),
     ``dt_min``/``dt_max`` (range of the log-uniform initial step), ``conj_sym``

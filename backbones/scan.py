@@ -15,6 +15,15 @@ starts an episode (Lu et al. 2023, Sec. 4.2). Composing an earlier element
 
 so a reset cuts everything before it. The carried state enters as a first
 element ``(1, x_0, False)`` that is dropped from the result.
+
+The same recurrence also runs as a plain ``lax.scan`` over time
+(``method="sequential"``). Both give the same states; which one is faster
+depends on the hardware. On a GPU or TPU the associative scan's ``O(log T)``
+depth wins. On a CPU there is no parallelism for it to use, and its
+``O(T log T)`` work on small tiles costs more than the ``T`` cheap sequential
+steps: for ``T = 1024, B = 8`` and 128 complex states on two CPU cores the
+sequential scan is about 12x faster forward and 8x faster with its gradient.
+``method="auto"`` (the default) picks sequential on CPU and associative elsewhere.
 """
 
 from __future__ import annotations
@@ -34,8 +43,25 @@ def _compose(earlier: tuple, later: tuple) -> tuple:
     return a, b, jnp.logical_or(r_i, r_j)
 
 
+SCAN_METHODS = ("auto", "associative", "sequential")
+
+
+def check_scan_method(method: str) -> None:
+    """Raise the one-sentence error for an unknown scan method."""
+    if method not in SCAN_METHODS:
+        raise ValueError(f"Unknown scan method {method!r}; choose one of {', '.join(SCAN_METHODS)}.")
+
+
+def resolve_scan_method(method: str) -> str:
+    """``"auto"`` becomes ``"sequential"`` on the CPU backend and ``"associative"`` elsewhere."""
+    check_scan_method(method)
+    if method != "auto":
+        return method
+    return "sequential" if jax.default_backend() == "cpu" else "associative"
+
+
 def resettable_scan(
-    transition: jax.Array, drive: jax.Array, resets: jax.Array, state: jax.Array
+    transition: jax.Array, drive: jax.Array, resets: jax.Array, state: jax.Array, method: str = "auto"
 ) -> tuple[jax.Array, jax.Array]:
     """All states of a diagonal linear recurrence that restarts from zero at resets.
 
@@ -45,21 +71,32 @@ def resettable_scan(
       drive: ``b_t = B_bar u_t``, ``[T, B, *S]``.
       resets: ``[T, B]`` bool; true means the state before step t is replaced by zeros.
       state: ``x_0``, the carried state, ``[B, *S]``.
+      method: ``"associative"`` (``jax.lax.associative_scan``, ``O(log T)``
+        depth), ``"sequential"`` (``jax.lax.scan``, ``O(T)`` work) or
+        ``"auto"`` (see the module docstring).
 
     Returns:
       ``(x_T [B, *S], states [T, B, *S])``.
 
-    At ``T = 1`` (acting) the step is written out directly; longer sequences
-    use ``jax.lax.associative_scan`` (``O(log T)`` depth).
+    At ``T = 1`` (acting) the step is written out directly, whatever the method.
     """
+    method = resolve_scan_method(method)
     flags = resets.astype(bool).reshape(resets.shape + (1,) * (drive.ndim - 2))
+    state = state.astype(drive.dtype)
+
+    def step(previous: jax.Array, inputs: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        b, reset = inputs
+        current = jnp.where(reset, jnp.zeros_like(previous), transition * previous) + b
+        return current, current
+
     if drive.shape[0] == 1:
-        previous = jnp.where(flags[0], jnp.zeros_like(state), transition * state)
-        states = (previous + drive[0])[None]
-        return states[-1], states
+        last, current = step(state, (drive[0], flags[0]))
+        return last, current[None]
+    if method == "sequential":
+        return jax.lax.scan(step, state, (drive, flags))
     a = jnp.broadcast_to(transition, drive.shape)
     a = jnp.concatenate([jnp.ones_like(a[:1]), a])
-    b = jnp.concatenate([state[None].astype(drive.dtype), drive])
+    b = jnp.concatenate([state[None], drive])
     r = jnp.concatenate([jnp.zeros_like(flags[:1]), flags])
     _, states, _ = jax.lax.associative_scan(_compose, (a, b, r))
     return states[-1], states[1:]

@@ -11,7 +11,17 @@ layers does (Lu et al. 2023, popjaxrl's S5 block, without dropout)::
 
 Sequences longer than ``chunk_size`` run chunk by chunk with the states
 rematerialised in the backward pass (:func:`scan.scan_in_chunks`), so memory
-grows with ``T * features`` rather than ``T * state``.
+grows with ``T * features`` rather than ``T * state``. The recomputation costs
+about one extra forward pass of the SSM, so the default (4096) leaves it off at
+the lengths PPO trains on (popjaxrl's 1024-step rollouts); lower it for long
+sequences that do not fit in memory. ``scan_method`` picks how the recurrence
+runs over time (:func:`scan.resettable_scan`; ``"auto"``: sequential on CPU,
+associative elsewhere).
+
+The complex matrices ``B_bar`` and ``C~`` are applied as real matrix products
+on stacked real and imaginary parts: ``B_bar u = [Re B; Im B] u`` split in two,
+and ``Re(C x) = [Re C, -Im C] [Re x; Im x]``. Complex ``dot`` runs about 5x
+slower than the equivalent real one on CPU.
 
 A subclass says only which SSM layer to build (:meth:`make_ssm`) and the
 per-example shape of its complex state (:meth:`state_shape`). The carry is a
@@ -27,7 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.backbones.registry import check_inputs
-from mnemax.backbones.scan import resettable_scan, scan_in_chunks
+from mnemax.backbones.scan import check_scan_method, resettable_scan, scan_in_chunks
 
 
 class DiscreteSystem(NamedTuple):
@@ -53,23 +63,30 @@ class DiagonalSSM(nn.Module):
 
     @staticmethod
     def drive(system: DiscreteSystem, u: jax.Array) -> jax.Array:
-        """``B_bar u_t`` for every step: ``[T, B, H] -> [T, B, *S]``."""
-        return jnp.einsum("tbh,ph->tbp", u.astype(system.input_matrix.dtype), system.input_matrix)
+        """``B_bar u_t`` for every step: ``[T, B, H] -> [T, B, *S]``, as one real product with ``[Re B; Im B]``."""
+        matrix = system.input_matrix  # [P, H] complex
+        size = matrix.shape[0]
+        stacked = jnp.concatenate([matrix.real, matrix.imag]).T  # [H, 2P]
+        packed = u.astype(stacked.dtype) @ stacked  # [T, B, 2P]
+        return jax.lax.complex(packed[..., :size], packed[..., size:])
 
     @staticmethod
     def readout(system: DiscreteSystem, states: jax.Array, u: jax.Array) -> jax.Array:
-        """``y_t = Re(C x_t) + D u_t``: ``[T, B, *S], [T, B, H] -> [T, B, H]``."""
-        return jnp.einsum("tbp,hp->tbh", states, system.output_matrix).real + system.feedthrough * u
+        """``y_t = Re(C x_t) + D u_t``: ``[T, B, *S], [T, B, H] -> [T, B, H]``, as ``[Re C, -Im C] [Re x; Im x]``."""
+        matrix = system.output_matrix  # [H, P] complex
+        stacked = jnp.concatenate([matrix.real, -matrix.imag], axis=1).T  # [2P, H]
+        packed = jnp.concatenate([states.real, states.imag], axis=-1)  # [T, B, 2P]
+        return packed @ stacked + system.feedthrough * u
 
     @nn.compact
     def __call__(
-        self, state: jax.Array, u: jax.Array, resets: jax.Array, chunk_size: int = 256
+        self, state: jax.Array, u: jax.Array, resets: jax.Array, chunk_size: int = 4096, scan_method: str = "auto"
     ) -> tuple[jax.Array, jax.Array]:
         system = self.system()
         drive, readout = self.drive, self.readout
 
         def run(state, u, resets):
-            state, states = resettable_scan(system.transition, drive(system, u), resets, state)
+            state, states = resettable_scan(system.transition, drive(system, u), resets, state, scan_method)
             return state, readout(system, states, u)
 
         return scan_in_chunks(run, state, u, resets, chunk_size)
@@ -80,7 +97,8 @@ class SSMStack(nn.Module):
 
     features: int
     num_layers: int = 4
-    chunk_size: int = 256
+    chunk_size: int = 4096
+    scan_method: str = "auto"
 
     def make_ssm(self, name: str) -> DiagonalSSM:
         """One SSM layer with this backbone's options."""
@@ -96,6 +114,7 @@ class SSMStack(nn.Module):
             raise ValueError(
                 f"num_layers and chunk_size must be at least 1, got {self.num_layers} and {self.chunk_size}."
             )
+        check_scan_method(self.scan_method)
 
     def initialize_carry(self, batch_size: int) -> tuple[jax.Array, ...]:
         """Zero states, one ``[B, *state_shape]`` complex64 array per layer; needs no parameters."""
@@ -116,7 +135,7 @@ class SSMStack(nn.Module):
         states = []
         for index, state in enumerate(carry):
             z = nn.LayerNorm(name=f"norm_{index}")(x)
-            state, z = self.make_ssm(f"ssm_{index}")(state, z, resets, self.chunk_size)
+            state, z = self.make_ssm(f"ssm_{index}")(state, z, resets, self.chunk_size, self.scan_method)
             z = nn.gelu(z)
             z = nn.Dense(self.features, name=f"glu_value_{index}")(z) * nn.sigmoid(
                 nn.Dense(self.features, name=f"glu_gate_{index}")(z)

@@ -41,6 +41,8 @@ POPJAXRL = PPOConfig(
 GRU_256 = BackboneSpec("gru", 256)
 GRU_128 = BackboneSpec("gru", 128)
 S5_POPJAXRL = BackboneSpec.from_dict("s5", 256, {"num_layers": 4, "state_size": 256})
+# The S5 of configs/backbone/s5.yaml (the default `python scripts/train.py`): 2 layers x 64, state 64.
+S5_DEFAULT = BackboneSpec.from_dict("s5", 64, {"num_layers": 2, "state_size": 64})
 
 REFERENCE_STEPS_PER_SECOND = {"purejaxrl ff": 100_000.0, "purejaxrl gru": 3_300.0, "popjaxrl s5": 140.0}
 
@@ -87,6 +89,11 @@ def run(quick: bool = False) -> list[Table]:
         (
             f"{s5_name} RepeatPreviousEasy 4x128 (purejaxrl rnn)",
             dataclasses.replace(PUREJAXRL_RNN, backbone=s5),
+            "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, "purejaxrl gru",
+        ),
+        (
+            "s5 2x64 (configs default) RepeatPreviousEasy 4x128 (purejaxrl rnn)",
+            dataclasses.replace(PUREJAXRL_RNN, backbone=S5_DEFAULT),
             "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, "purejaxrl gru",
         ),
         (

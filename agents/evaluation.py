@@ -1,0 +1,115 @@
+"""Acting with trained PPO parameters, outside training: held-out evaluation and per-trial returns.
+
+``make_evaluate(config, env, env_params, num_envs, num_steps)`` returns a jittable
+``evaluate(state, key) -> Episodes``: fresh copies of ``env`` (for instance
+``MetaRL(..., eval_tasks=True)``, whose tasks the agent never trained on) run
+``num_steps`` steps with the policy of a :class:`~mnemax.agents.ppo.RunnerState`
+(its parameters and observation statistics), a recurrent backbone in step mode
+with resets at episode starts, exactly as in the rollout. Nothing is learnt.
+
+:func:`trial_returns` turns the steps of a :class:`~mnemax.envs.MetaRL` env into
+the return of each trial of the first meta-episode of every environment, the
+per-trial curve of in-context RL (the agent improves within a meta-episode
+when later trials return more than the first).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from mnemax.agents.ppo import PPOConfig, RunnerState, action_space, make_network, policy_distribution
+from mnemax.agents.running_stats import normalize
+
+
+class Episodes(NamedTuple):
+    """What ``num_steps`` steps of ``num_envs`` environments produced, each ``[T, B]``.
+
+    ``info`` holds the env's per-step ``info`` entries named in ``info_keys``
+    (for :class:`~mnemax.envs.MetaRL`: ``trial`` and ``trial_end``).
+    """
+
+    rewards: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    info: dict[str, jax.Array]
+
+
+def make_evaluate(
+    config: PPOConfig,
+    env: Any,
+    env_params: Any,
+    num_envs: int,
+    num_steps: int,
+    *,
+    greedy: bool = False,
+    info_keys: tuple[str, ...] = (),
+) -> Callable[[RunnerState, jax.Array], Episodes]:
+    """``evaluate(state, key) -> Episodes``: act with ``state``'s policy in ``num_envs`` fresh envs for ``num_steps``.
+
+    ``env`` must give observations of the shape the policy was trained on
+    (the same wrappers, e.g. :class:`~mnemax.envs.PrevActionReward`).
+    ``greedy`` takes the most likely action (the mean for a Gaussian policy)
+    instead of sampling; in-context RL usually needs the sampled policy,
+    since exploring is part of what it learnt.
+    """
+    if num_envs < 1 or num_steps < 1:
+        raise ValueError(f"num_envs and num_steps must be positive integers, got {num_envs} and {num_steps}.")
+    discrete, action_dim, _ = action_space(env, env_params)
+    network = make_network(config, action_dim, discrete)
+    reset_envs = jax.vmap(env.reset, in_axes=(0, None))
+    step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def flat(obs: jax.Array) -> jax.Array:
+        return obs.reshape(num_envs, -1).astype(jnp.float32)
+
+    def evaluate(state: RunnerState, key: jax.Array) -> Episodes:
+        reset_key, key = jax.random.split(key)
+        obs, env_state = reset_envs(jax.random.split(reset_key, num_envs), env_params)
+        carry = network.initialize_carry(num_envs)
+
+        def step(loop, step_key):
+            obs, env_state, carry, starts = loop
+            act_key, env_key = jax.random.split(step_key)
+            inputs = normalize(state.obs_stats, obs) if config.normalize_observations else obs
+            carry, (policy_params, _) = network.apply(state.params, carry, inputs[None], starts[None])
+            dist = policy_distribution(discrete, jax.tree.map(lambda p: p[0], policy_params))
+            action = dist.mode() if greedy else dist.sample(seed=act_key)
+            next_obs, env_state, reward, terminated, truncated, info = step_envs(
+                jax.random.split(env_key, num_envs), env_state, action, env_params
+            )
+            done = jnp.logical_or(terminated, truncated)
+            out = Episodes(
+                rewards=reward.astype(jnp.float32),
+                terminated=terminated,
+                truncated=truncated,
+                info={k: info[k] for k in info_keys},
+            )
+            return (flat(next_obs), env_state, carry, done), out
+
+        start = (flat(obs), env_state, carry, jnp.ones((num_envs,), bool))
+        _, episodes = jax.lax.scan(step, start, jax.random.split(key, num_steps))
+        return episodes
+
+    return evaluate
+
+
+def trial_returns(episodes: Episodes, trials: int) -> tuple[jax.Array, jax.Array]:
+    """Return of each trial of every environment's first meta-episode: ``(returns [B, trials], complete [B])``.
+
+    ``episodes`` must come from a :class:`~mnemax.envs.MetaRL` env with
+    ``info_keys=("trial",)``, starting at a reset. ``complete[b]`` says the
+    first meta-episode of env ``b`` ended within the evaluated steps; average
+    ``returns`` over those rows only.
+    """
+    if "trial" not in episodes.info:
+        raise ValueError('trial_returns needs the MetaRL "trial" info; evaluate with info_keys=("trial",).')
+    done = jnp.logical_or(episodes.terminated, episodes.truncated)  # [T, B]
+    # Meta-episodes finished before step t: 0 throughout the first meta-episode.
+    finished_before = jnp.cumsum(done, axis=0) - done
+    in_first = finished_before == 0
+    trial_one_hot = jax.nn.one_hot(episodes.info["trial"], trials, dtype=jnp.float32)  # [T, B, trials]
+    returns = jnp.einsum("tb,tbk->bk", episodes.rewards * in_first, trial_one_hot)
+    return returns, jnp.any(done, axis=0)
