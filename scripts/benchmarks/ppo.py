@@ -119,7 +119,7 @@ def run(quick: bool = False) -> list[Table]:
     )
     for name, config, env_name, updates, seeds, reference in cases:
         fn, state, steps = _case(config, env_name, updates, seeds)
-        m = measure(fn, state, repeats=1 if quick or steps >= 65536 else 3)
+        m = measure(fn, state, repeats=1 if quick or steps >= 65536 else 3, warmup=steps < 65536)
         rate = steps / m.median_seconds
         ref = REFERENCE_STEPS_PER_SECOND.get(reference) if reference else None
         ratio = f"{rate / ref:.1f}x" if ref and not quick else "-"

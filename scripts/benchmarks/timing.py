@@ -19,8 +19,9 @@ class Measurement:
     peak_bytes: int | None
 
 
-def measure(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.0) -> Measurement:
-    """Compile ``jax.jit(fn)`` for ``args``, warm it up once, then time ``repeats`` calls.
+def measure(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.0, warmup: bool = True) -> Measurement:
+    """Compile ``jax.jit(fn)`` for ``args``, warm it up once (unless ``warmup`` is false: for
+    calls that take minutes), then time ``repeats`` calls.
 
     Compile time is lowering plus XLA compilation (ahead of time, so no run is
     mixed in). Peak memory is XLA's buffer assignment for the program
@@ -41,7 +42,8 @@ def measure(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.0
             + analysis.temp_size_in_bytes
             - analysis.alias_size_in_bytes
         )
-    jax.block_until_ready(compiled(*args))  # warm-up
+    if warmup:
+        jax.block_until_ready(compiled(*args))
     times: list[float] = []
     spent = 0.0
     while len(times) < repeats or spent < min_seconds:
