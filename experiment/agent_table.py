@@ -36,7 +36,16 @@ def _ppo() -> AgentEntry:
     return AgentEntry(config_class=PPOConfig, make_trainer=make_trainer, make_env=make_env)
 
 
-_LOADERS: dict[str, Callable[[], AgentEntry]] = {"ppo": _ppo}
+def _dreamer() -> AgentEntry:
+    from mnemax.agents.dreamer import DreamerConfig, make_dreamer_env, make_trainer
+
+    def make_env(env_spec: Any, config: DreamerConfig) -> tuple[Any, Any]:
+        return make_dreamer_env(env_spec.name, **dict(env_spec.kwargs))
+
+    return AgentEntry(config_class=DreamerConfig, make_trainer=make_trainer, make_env=make_env)
+
+
+_LOADERS: dict[str, Callable[[], AgentEntry]] = {"ppo": _ppo, "dreamer": _dreamer}
 
 
 def register_agent(name: str, entry: AgentEntry | Callable[[], AgentEntry]) -> None:

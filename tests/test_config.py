@@ -132,7 +132,7 @@ def test_backbone_none_is_feed_forward():
     [
         ({"agent": {"name": "ppo", "lerning_rate": 1.0}}, r"Unknown key 'agent\.lerning_rate'; did you mean 'learning_rate'\?"),
         ({"agent": {"name": "ppo", "total_steps": 5}}, r"Key 'agent\.total_steps' is set at the top level"),
-        ({"agent": {"name": "ppx"}}, r"Unknown agent 'ppx'; did you mean 'ppo'\? Valid agents: ppo"),
+        ({"agent": {"name": "ppx"}}, r"Unknown agent 'ppx'; did you mean 'ppo'\? Valid agents: (dreamer, ppo|ppo, dreamer)"),
         ({"backbone": {"name": "s6", "features": 8}}, r"Unknown backbone 's6'; did you mean 's5'\?"),
         ({"backbone": {"name": "gru", "features": 8, "options": {"layers": 2}}}, r"no option\(s\) 'layers'"),
         ({"sedes": 2}, r"Unknown key 'sedes'; did you mean 'seeds'\?"),

@@ -1,0 +1,55 @@
+"""Slow learning checks for the Dreamer agent (``pytest -m slow tests/test_dreamer_learning.py``).
+
+Budgets: CartPole-v1 within 100k env steps (the issue's target: mean return
+>= 400); popgym/RepeatPreviousEasy with an S5 world model within 200k env steps
+(target: mean return > 0.9). Both use a small model (GRU/S5 of 128, 8 x 8
+latents, MLPs of 2 x 128) and DreamerV3's train ratio of 32 replayed steps per
+env step, on one seed.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from mnemax.agents.dreamer import DreamerConfig, make_dreamer_env, make_train
+from mnemax.backbones import BackboneSpec
+
+SMALL = dict(
+    num_envs=4,
+    steps_per_update=16,
+    train_ratio=32,
+    batch_size=16,
+    sequence_length=32,
+    replay_capacity=200_000,
+    train_start=256,
+    latent_groups=8,
+    latent_classes=8,
+    hidden=128,
+    layers=2,
+    model_lr=3e-4,
+    actor_lr=1e-4,
+    critic_lr=1e-4,
+)
+
+
+def final_return(env_name: str, config: DreamerConfig, last_updates: int) -> float:
+    """Mean episode return over the last ``last_updates`` updates of one seed."""
+    env, params = make_dreamer_env(env_name)
+    _, metrics = jax.jit(make_train(config, env, params))(jax.random.PRNGKey(0))
+    returns = np.asarray(metrics["episode_return"])[-last_updates:]
+    return float(np.nanmean(returns))
+
+
+@pytest.mark.slow
+def test_dreamer_solves_cartpole_within_100k_steps():
+    config = DreamerConfig(total_steps=100_000, backbone=BackboneSpec("gru", 128), **SMALL)
+    assert final_return("CartPole-v1", config, last_updates=50) >= 400.0
+
+
+@pytest.mark.slow
+def test_dreamer_with_s5_solves_repeat_previous_easy_within_200k_steps():
+    backbone = BackboneSpec("s5", 128, (("num_layers", 2), ("state_size", 64)))
+    config = DreamerConfig(total_steps=200_000, backbone=backbone, **SMALL)
+    assert final_return("popgym/RepeatPreviousEasy", config, last_updates=50) > 0.9

@@ -1,0 +1,285 @@
+"""The latent sequence world model: transforms, latents, KL balancing, sequence vs step mode, imagination, learning."""
+
+from __future__ import annotations
+
+import functools
+
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import assume, given
+
+from mnemax.backbones import BackboneSpec, names
+from mnemax.envs import make as make_env
+from mnemax.worldmodels.distributions import (
+    categorical_kl,
+    free_bits,
+    sample_one_hot,
+    symexp,
+    symlog,
+    twohot,
+    twohot_decode,
+    twohot_log_prob,
+    twohot_mean,
+    unimix_logits,
+)
+from mnemax.worldmodels.losses import SequenceBatch, kl_balance, world_model_loss
+from mnemax.worldmodels.sequence_model import (
+    LatentState,
+    WorldModelConfig,
+    build_model,
+    heads,
+    imagine,
+    imagine_open_loop,
+    init_params,
+    initial_carry,
+    observe,
+    observe_stepwise,
+)
+
+T, B, OBS, ACTIONS, GROUPS, CLASSES, FEATURES = 8, 2, 3, 2, 4, 4, 16
+TINY_OPTIONS = {
+    "s5": (("num_layers", 1), ("state_size", 8)),
+    "s4d": (("num_layers", 1), ("state_size", 8)),
+    "lru": (("num_layers", 1), ("state_size", 8)),
+    "transformer": (("num_layers", 1), ("num_heads", 2), ("window", 8)),
+}
+
+
+def tiny_config(backbone: str, **overrides) -> WorldModelConfig:
+    spec = BackboneSpec(backbone, FEATURES, TINY_OPTIONS.get(backbone, ()))
+    values = dict(backbone=spec, latent_groups=GROUPS, latent_classes=CLASSES, hidden=16, layers=1, num_bins=31)
+    return WorldModelConfig(**{**values, **overrides})
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_model(backbone: str, classic: bool = False):
+    model = build_model(tiny_config(backbone, classic_posterior=classic), (OBS,), ACTIONS)
+    return model, jax.jit(lambda key: init_params(model, key))(jax.random.key(0))
+
+
+def sequence(seed: int = 1):
+    keys = jax.random.split(jax.random.key(seed), 2)
+    obs = jax.random.normal(keys[0], (T, B, OBS)) * 3.0
+    actions = jax.nn.one_hot(jax.random.randint(keys[1], (T, B), 0, ACTIONS), ACTIONS)
+    resets = jnp.zeros((T, B), bool).at[0].set(True).at[3, 0].set(True).at[5, 1].set(True)
+    return obs, actions, resets
+
+
+# --------------------------------------------------------------------------- transforms and distributions
+
+
+@given(hnp.arrays(np.float32, (5,), elements=st.floats(-1e6, 1e6, width=32)))
+def test_symexp_inverts_symlog(x):
+    np.testing.assert_allclose(symexp(symlog(jnp.asarray(x))), x, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(symlog(symexp(symlog(jnp.asarray(x)))), symlog(jnp.asarray(x)), rtol=1e-5, atol=1e-5)
+
+
+@given(hnp.arrays(np.float32, (6,), elements=st.floats(-1e5, 1e5, width=32)), st.sampled_from([15, 41, 255]))
+def test_twohot_decode_inverts_encode(x, num_bins):
+    weights = twohot(jnp.asarray(x), num_bins)
+    assert weights.shape == (6, num_bins)
+    np.testing.assert_allclose(jnp.sum(weights, -1), 1.0, atol=1e-5)
+    assert bool(jnp.all(weights >= 0)) and bool(jnp.all(jnp.sum(weights > 0, -1) <= 2))
+    np.testing.assert_allclose(twohot_decode(weights), x, rtol=1e-3, atol=1e-3)
+
+
+def test_twohot_clips_beyond_the_bins_and_log_prob_peaks_at_the_target():
+    np.testing.assert_allclose(twohot_decode(twohot(jnp.array([1e12, -1e12]), 255)), symexp(jnp.array([20.0, -20.0])), rtol=1e-5)
+    target = jnp.array(3.7)
+    logits = jnp.log(twohot(target, 31) + 1e-9)
+    assert float(twohot_log_prob(logits, target)) > float(twohot_log_prob(logits, jnp.array(-3.7)))
+    np.testing.assert_allclose(twohot_mean(logits), 3.7, rtol=1e-3)
+
+
+def test_unimix_keeps_every_class_possible():
+    logits = jnp.array([[100.0, -100.0, -100.0, -100.0]])
+    probs = jax.nn.softmax(unimix_logits(logits, 0.01), -1)
+    np.testing.assert_allclose(probs.min(), 0.01 / 4, rtol=1e-4)
+    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="unimix"):
+        unimix_logits(logits, 1.5)
+
+
+def test_straight_through_sample_is_one_hot_with_the_gradient_of_the_probabilities():
+    logits = jnp.array([[0.3, -0.2, 1.0]])
+    sample = sample_one_hot(jax.random.key(0), logits)
+    np.testing.assert_allclose(jnp.sort(sample[0]), [0.0, 0.0, 1.0], atol=1e-6)
+    weights = jnp.array([1.0, 2.0, 3.0])
+    grad_sample = jax.grad(lambda l: jnp.sum(sample_one_hot(jax.random.key(0), l) * weights))(logits)
+    grad_probs = jax.grad(lambda l: jnp.sum(jax.nn.softmax(l) * weights))(logits)
+    np.testing.assert_allclose(grad_sample, grad_probs, rtol=1e-5)
+
+
+@given(st.floats(0.0, 5.0), st.floats(0.0, 3.0))
+def test_free_bits_clip_below_free_nats(kl, free):
+    assert float(free_bits(jnp.float32(kl), free)) == pytest.approx(max(kl, free), rel=1e-6)
+    assume(abs(kl - free) > 1e-6)  # at the kink the (sub)gradient is a convention
+    grad = float(jax.grad(lambda k: free_bits(k, free))(jnp.float32(kl)))
+    assert grad == (1.0 if kl > free else 0.0)
+
+
+def test_kl_balance_sends_dynamics_to_the_prior_and_representation_to_the_posterior():
+    keys = jax.random.split(jax.random.key(3), 2)
+    post, prior = (jax.random.normal(k, (5, GROUPS, CLASSES)) * 2.0 for k in keys)
+    dyn, rep = kl_balance(post, prior, free_nats=0.0)
+    np.testing.assert_allclose(dyn, categorical_kl(post, prior), rtol=1e-5)
+    np.testing.assert_allclose(rep, dyn, rtol=1e-5)
+    d_post, d_prior = jax.grad(lambda q, p: jnp.sum(kl_balance(q, p, 0.0)[0]), argnums=(0, 1))(post, prior)
+    assert float(jnp.abs(d_post).max()) == 0.0 and float(jnp.abs(d_prior).max()) > 0.0
+    r_post, r_prior = jax.grad(lambda q, p: jnp.sum(kl_balance(q, p, 0.0)[1]), argnums=(0, 1))(post, prior)
+    assert float(jnp.abs(r_prior).max()) == 0.0 and float(jnp.abs(r_post).max()) > 0.0
+    dyn_free, _ = kl_balance(post, post, free_nats=1.0)
+    np.testing.assert_allclose(dyn_free, 1.0)
+
+
+# --------------------------------------------------------------------------- the model, per backbone
+
+
+@pytest.mark.parametrize("backbone", names())
+def test_observe_equals_stepwise_rollout_and_shapes(backbone):
+    model, params = tiny_model(backbone)
+    obs, actions, resets = sequence()
+    carry0 = initial_carry(model, B)
+
+    @jax.jit
+    def both(params, carry0, obs, actions, resets, key):
+        parallel = observe(model, params, carry0, obs, actions, resets, key)
+        stepwise = observe_stepwise(model, params, carry0, obs, actions, resets, key)
+        return parallel, stepwise, heads(model, params, parallel[1].state)
+
+    (carry, observation), (step_carry, step_observation, carries), out = both(
+        params, carry0, obs, actions, resets, jax.random.key(5)
+    )
+    assert observation.state.h.shape == (T, B, FEATURES)
+    assert observation.state.z.shape == (T, B, GROUPS * CLASSES)
+    assert observation.posterior_logits.shape == observation.prior_logits.shape == (T, B, GROUPS, CLASSES)
+    for a, b in zip(jax.tree.leaves((carry, observation)), jax.tree.leaves((step_carry, step_observation))):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    assert jax.tree.leaves(carries)[0].shape[:2] == (T, B)
+    assert out.observation.shape == (T, B, OBS)
+    assert out.reward_logits.shape == (T, B, 31) and out.continue_logits.shape == (T, B)
+    np.testing.assert_allclose(out.reward_logits, 0.0)  # zero-initialised reward head
+
+
+@pytest.mark.parametrize("backbone", names())
+def test_imagine_is_deterministic_under_a_key_and_has_shapes(backbone):
+    model, params = tiny_model(backbone)
+    obs, actions, resets = sequence()
+    carry, observation = jax.jit(functools.partial(observe, model))(
+        params, initial_carry(model, B), obs, actions, resets, jax.random.key(5)
+    )
+    start = jax.tree.map(lambda x: x[-1], observation.state)
+
+    def policy(state: LatentState, key):
+        return jax.nn.one_hot(jax.random.randint(key, state.h.shape[:1], 0, ACTIONS), ACTIONS)
+
+    run = jax.jit(lambda params, carry, start, key: imagine(model, params, carry, start, policy, 5, key))
+    states, taken = run(params, carry, start, jax.random.key(7))
+    again, _ = run(params, carry, start, jax.random.key(7))
+    other, _ = run(params, carry, start, jax.random.key(8))
+    assert states.h.shape == (6, B, FEATURES) and states.z.shape == (6, B, GROUPS * CLASSES)
+    assert taken.shape == (6, B, ACTIONS)
+    np.testing.assert_array_equal(states.z, again.z)
+    np.testing.assert_array_equal(states.h, again.h)
+    np.testing.assert_array_equal(states.z[0], start.z)
+    assert not np.array_equal(np.asarray(states.z), np.asarray(other.z))
+    open_loop = jax.eval_shape(lambda k: imagine_open_loop(model, params, carry, actions[:4], k), jax.random.key(1))
+    assert open_loop.h.shape == (4, B, FEATURES)
+
+
+def test_classic_posterior_reads_the_backbone_state():
+    model, params = tiny_model("gru", classic=True)
+    obs, actions, resets = sequence()
+    no_resets = jnp.zeros_like(resets)
+    carry = initial_carry(model, B)
+    moved = carry._replace(backbone=jnp.ones_like(carry.backbone))
+    run = jax.jit(lambda p, c: observe(model, p, c, obs, actions, no_resets, jax.random.key(0))[1])
+    first, second = run(params, carry), run(params, moved)
+    assert float(jnp.abs(first.posterior_logits[0] - second.posterior_logits[0]).max()) > 1e-4
+    _, step_observation, _ = jax.jit(functools.partial(observe_stepwise, model))(
+        params, carry, obs, actions, no_resets, jax.random.key(0)
+    )
+    np.testing.assert_allclose(first.posterior_logits, step_observation.posterior_logits, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_inputs_get_one_clear_sentence():
+    model, params = tiny_model("gru")
+    obs, actions, resets = sequence()
+    with pytest.raises(ValueError, match="one-hot"):
+        observe(model, params, initial_carry(model, B), obs, actions[..., :1], resets, jax.random.key(0))
+    with pytest.raises(ValueError, match=r"obs must have shape"):
+        observe(model, params, initial_carry(model, B), obs[..., :2], actions, resets, jax.random.key(0))
+    with pytest.raises(ValueError, match="divisible"):
+        build_model(tiny_config("gru"), (30, 30, 3), 2)
+    with pytest.raises(ValueError, match="vector observations"):
+        build_model(tiny_config("gru"), (3, 4), 2)
+    with pytest.raises(ValueError, match="latent_classes"):
+        build_model(tiny_config("gru", latent_classes=1), (3,), 2)
+
+
+def test_image_observations_use_the_cnn():
+    model = build_model(tiny_config("gru", cnn_stages=1, cnn_depth=4), (4, 4, 3), ACTIONS)
+    params = jax.jit(lambda k: init_params(model, k))(jax.random.key(0))
+    obs = jax.random.uniform(jax.random.key(1), (4, B, 4, 4, 3))
+    _, actions, resets = sequence()
+    batch = SequenceBatch(obs, actions[:4], jnp.zeros((4, B)), jnp.ones((4, B)), resets[:4])
+    @jax.jit
+    def evaluate(params, batch):
+        loss, (metrics, _, observation) = world_model_loss(model, params, initial_carry(model, B), batch, jax.random.key(2))
+        return loss, metrics, heads(model, params, observation.state).observation
+
+    loss, metrics, predicted = evaluate(params, batch)
+    assert predicted.shape == (4, B, 4, 4, 3)
+    assert np.isfinite(float(loss)) and float(metrics["obs_loss"]) > 0
+
+
+# --------------------------------------------------------------------------- learning
+
+
+@functools.lru_cache(maxsize=None)
+def deterministic_batch():
+    """CartPole from a fixed start under a fixed action pattern: the same ``[T, B]`` sequences every time."""
+    env, env_params = make_env("CartPole-v1")
+    keys = jax.random.split(jax.random.key(0), B)
+    obs, states = jax.vmap(env.reset, in_axes=(0, None))(keys, env_params)
+    pattern = jnp.array([0, 1, 1, 0, 1, 0, 0, 1] * 4)[:T]
+    steps = [obs]
+    for t in range(T - 1):
+        obs, states, _, _, _, _ = jax.vmap(env.step, in_axes=(0, 0, None, None))(keys, states, pattern[t], env_params)
+        steps.append(obs)
+    obs = jnp.stack(steps)
+    prev = jnp.concatenate([jnp.zeros((1,), int), pattern[:-1]])
+    actions = jax.nn.one_hot(jnp.broadcast_to(prev[:, None], (T, B)), ACTIONS).at[0].set(0.0)
+    obs = obs[..., :OBS]
+    return SequenceBatch(obs, actions, jnp.ones((T, B)), jnp.ones((T, B)), jnp.zeros((T, B), bool).at[0].set(True))
+
+
+@pytest.mark.parametrize("backbone", names())
+def test_world_model_loss_falls_on_a_deterministic_env(backbone):
+    model, params = tiny_model(backbone)
+    batch = deterministic_batch()
+    optimizer = optax.chain(optax.clip_by_global_norm(100.0), optax.adam(3e-3))
+    carry = initial_carry(model, B)
+
+    def loss(p, batch, key):
+        return world_model_loss(model, p, carry, batch, key)[0]
+
+    @jax.jit
+    def train(params, batch):
+        def step(state, key):
+            params, opt_state = state
+            value, grads = jax.value_and_grad(loss)(params, batch, key)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), value
+
+        return jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(jax.random.key(1), 200))[1]
+
+    losses = np.asarray(train(params, batch))
+    assert np.all(np.isfinite(losses))
+    first, last = losses[:10].mean(), losses[-10:].mean()
+    assert last < 0.5 * first, f"{backbone}: loss {first:.3f} -> {last:.3f}"

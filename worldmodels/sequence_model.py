@@ -1,0 +1,410 @@
+"""One latent sequence world model whose sequence backbone is a plug-in: RSSM, TSSM and S4WM in one class.
+
+The model (S4WM, Deng et al. 2023, sec. 3; DreamerV3 sec. 2 for the heads)::
+
+    e_t = encoder(x_t)                       # MLP on symlog(x) for vectors, CNN for images
+    z_t ~ q(z_t | e_t)                       # non-recurrent posterior: all t in parallel
+          q(z_t | h_t, e_t)                  # classic RSSM posterior (classic_posterior=True): sequential
+    g_t = MLP([z_{t-1}, a_{t-1}, first_t])   # z, a zeroed at episode starts
+    h_t = backbone(g_{1:t})                  # gru -> RSSM, transformer -> TSSM, s5/s4d/lru -> S4WM
+    p(z_t | h_t)                             # prior
+    heads on [h_t, z_t]: x_t (symlog MSE), r_t (two-hot over 255 symlog bins), c_t (Bernoulli)
+
+Latents are ``groups`` categoricals of ``classes`` classes (32 x 32 by default),
+1% unimix, one-hot samples with straight-through gradients.
+
+The Flax module :class:`LatentSequenceModel` holds the parameters and the
+per-piece computations; the functions below it (:func:`observe`,
+:func:`observe_stepwise`, :func:`imagine_step`, :func:`imagine`) are pure
+functions of ``(model, params, ...)`` that thread the :class:`ModelCarry`
+explicitly. :func:`observe` runs the backbone in sequence mode (one parallel
+scan for the SSMs); :func:`imagine_step` runs it in step mode (T = 1, the
+transformer's KV cache as carry).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mnemax.backbones import BackboneSpec
+from mnemax.worldmodels.distributions import sample_one_hot, symlog, unimix_logits
+from mnemax.worldmodels.networks import MLP, ConvDecoder, ConvEncoder, concat, flatten_groups, zero_dense
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldModelConfig:
+    """Sizes and loss scales of the world model; hashable, so it is static under ``jit``.
+
+    Attributes:
+      backbone: the sequence core (``gru``, ``lstm``, ``transformer``, ``s5``, ``s4d``, ``lru``).
+      latent_groups, latent_classes: ``z_t`` is ``latent_groups`` categoricals of ``latent_classes`` classes.
+      hidden: width of every MLP layer; layers: MLP depth of encoder, posterior, prior, decoder and heads.
+      unimix: uniform mixture weight of the latent categoricals (DreamerV3: 1%).
+      classic_posterior: RSSM's ``q(z_t | h_t, x_t)`` instead of S4WM's ``q(z_t | x_t)``;
+        observation then runs step by step.
+      num_bins: two-hot bins of the reward head.
+      dyn_scale, rep_scale, free_nats: KL balancing (DreamerV3 2023: 0.5, 0.1, 1.0).
+      cnn_depth, cnn_stages: CNN encoder/decoder for image observations ``[H, W, C]``.
+    """
+
+    backbone: BackboneSpec = BackboneSpec("gru", 256)
+    latent_groups: int = 32
+    latent_classes: int = 32
+    hidden: int = 256
+    layers: int = 2
+    unimix: float = 0.01
+    classic_posterior: bool = False
+    num_bins: int = 255
+    dyn_scale: float = 0.5
+    rep_scale: float = 0.1
+    free_nats: float = 1.0
+    cnn_depth: int = 16
+    cnn_stages: int = 2
+
+    @property
+    def latent_size(self) -> int:
+        return self.latent_groups * self.latent_classes
+
+    @property
+    def feature_size(self) -> int:
+        """Width of ``[h_t, z_t]``, what the heads, actor and critic read."""
+        return self.backbone.features + self.latent_size
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field and how to fix it."""
+        if not isinstance(self.backbone, BackboneSpec):
+            raise TypeError(f"WorldModelConfig.backbone must be a mnemax.backbones.BackboneSpec, got {type(self.backbone).__name__}.")
+        for name in ("latent_groups", "latent_classes", "hidden", "layers", "cnn_depth", "cnn_stages"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"WorldModelConfig.{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.latent_classes < 2:
+            raise ValueError(f"Each latent needs at least 2 classes, got latent_classes={self.latent_classes}.")
+        if not 0.0 <= self.unimix < 1.0:
+            raise ValueError(f"unimix is a mixing weight in [0, 1), got {self.unimix}.")
+        if self.num_bins < 2:
+            raise ValueError(f"The reward head needs at least 2 two-hot bins, got num_bins={self.num_bins}.")
+        if min(self.dyn_scale, self.rep_scale, self.free_nats) < 0:
+            raise ValueError("dyn_scale, rep_scale and free_nats must be non-negative.")
+
+
+class ModelCarry(NamedTuple):
+    """What the world model carries between calls; batch is the leading axis of every leaf.
+
+    backbone: the backbone's carry ``[B, ...]`` (GRU state, S5 state, KV cache, ...).
+    latent: ``[B, groups * classes]`` the last step's latent ``z_{t-1}`` (zero at the start).
+    """
+
+    backbone: Any
+    latent: jax.Array
+
+
+class LatentState(NamedTuple):
+    """The model state the heads, the actor and the critic read: ``h`` ``[..., H]`` and ``z`` ``[..., G*K]``."""
+
+    h: jax.Array
+    z: jax.Array
+
+    def features(self) -> jax.Array:
+        """``[h, z]`` concatenated, ``[..., H + G*K]``."""
+        return concat(self.h, self.z)
+
+
+class Observation(NamedTuple):
+    """What :func:`observe` returns per step, all ``[T, B, ...]``.
+
+    state: ``h_t`` and the posterior sample ``z_t``.
+    posterior_logits, prior_logits: ``[T, B, groups, classes]``, unimix applied.
+    """
+
+    state: LatentState
+    posterior_logits: jax.Array
+    prior_logits: jax.Array
+
+
+class HeadOutputs(NamedTuple):
+    """Predictions from ``[h_t, z_t]``: observation (symlog space for vectors), reward two-hot logits, continue logit."""
+
+    observation: jax.Array  # [..., *obs_shape]
+    reward_logits: jax.Array  # [..., num_bins]
+    continue_logits: jax.Array  # [...]
+
+
+class LatentSequenceModel(nn.Module):
+    """Parameters and per-piece computations of the world model (see the module docstring).
+
+    ``obs_shape`` is ``(D,)`` for vectors or ``(H, W, C)`` for images;
+    ``action_size`` is the width of the action input (one-hot size for discrete actions).
+    """
+
+    config: WorldModelConfig
+    obs_shape: tuple[int, ...]
+    action_size: int
+
+    def setup(self) -> None:
+        c = self.config
+        hidden = (c.hidden,) * c.layers
+        if self.is_image:
+            self.encoder = ConvEncoder(c.cnn_depth, c.cnn_stages)
+            self.decoder = nn.Sequential([MLP(hidden), ConvDecoder(tuple(self.obs_shape), c.cnn_depth, c.cnn_stages)])
+        else:
+            self.encoder = MLP(hidden)
+            self.decoder = nn.Sequential([MLP(hidden), nn.Dense(int(np.prod(self.obs_shape)))])
+        self.posterior_net = nn.Sequential([MLP(hidden), nn.Dense(c.latent_size)])
+        self.prior_net = nn.Sequential([MLP(hidden), nn.Dense(c.latent_size)])
+        self.core_input = MLP((c.hidden,))
+        self.backbone = c.backbone.build()
+        self.reward_head = nn.Sequential([MLP(hidden), zero_dense(c.num_bins)])
+        self.continue_head = nn.Sequential([MLP(hidden), nn.Dense(1)])
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.obs_shape) == 3
+
+    def _latent_logits(self, flat_logits: jax.Array) -> jax.Array:
+        c = self.config
+        logits = flat_logits.reshape(flat_logits.shape[:-1] + (c.latent_groups, c.latent_classes))
+        return unimix_logits(logits, c.unimix)
+
+    def embed(self, obs: jax.Array) -> jax.Array:
+        """Observations ``[..., *obs_shape] -> [..., E]`` (vectors are symlog-squashed first)."""
+        if self.is_image:
+            return self.encoder(obs)
+        return self.encoder(symlog(obs.reshape(obs.shape[: obs.ndim - len(self.obs_shape)] + (-1,))))
+
+    def posterior(self, embedding: jax.Array, h: jax.Array | None) -> jax.Array:
+        """Posterior logits ``[..., G, K]`` from ``e_t`` (and ``h_t`` for the classic RSSM posterior)."""
+        inputs = embedding if h is None else concat(h, embedding)
+        return self._latent_logits(self.posterior_net(inputs))
+
+    def prior(self, h: jax.Array) -> jax.Array:
+        """Prior logits ``[..., G, K]`` from ``h_t``."""
+        return self._latent_logits(self.prior_net(h))
+
+    def core(self, carry: Any, latents: jax.Array, actions: jax.Array, resets: jax.Array) -> tuple[Any, jax.Array]:
+        """Backbone over ``MLP([z_{t-1}, a_{t-1}])``: ``[T, B, G*K], [T, B, A], [T, B] -> carry, h [T, B, H]``.
+
+        Where ``resets`` is true the inputs are zeroed (nothing came before the
+        episode's first step) and the backbone resets its carry. The reset flag
+        is an input feature too: without it the first step's input would be a
+        constant vector, whose normalisation inside the backbone has unbounded
+        gradients.
+        """
+        start = resets.astype(latents.dtype)[..., None]
+        keep = 1.0 - start
+        inputs = self.core_input(concat(latents * keep, actions.astype(latents.dtype) * keep, start))
+        return self.backbone(carry, inputs, resets)
+
+    def heads(self, state: LatentState) -> HeadOutputs:
+        """Decoder, reward and continue predictions from ``[h, z]``."""
+        features = state.features()
+        observation = self.decoder(features)
+        if not self.is_image:
+            observation = observation.reshape(features.shape[:-1] + tuple(self.obs_shape))
+        return HeadOutputs(observation, self.reward_head(features), self.continue_head(features)[..., 0])
+
+    def __call__(self, carry: ModelCarry, obs: jax.Array, actions: jax.Array, resets: jax.Array) -> HeadOutputs:
+        """Touch every piece once, for ``init``: ``obs [T, B, ...]``, ``actions [T, B, A]``, ``resets [T, B]``."""
+        embedding = self.embed(obs)
+        _, h = self.core(carry.backbone, jnp.zeros(obs.shape[:2] + (self.config.latent_size,)), actions, resets)
+        self.prior(h)
+        logits = self.posterior(embedding, h if self.config.classic_posterior else None)
+        return self.heads(LatentState(h, flatten_groups(jax.nn.one_hot(jnp.argmax(logits, -1), logits.shape[-1]))))
+
+
+# --------------------------------------------------------------------------- pure functions over (model, params)
+
+
+def build_model(config: WorldModelConfig, obs_shape: tuple[int, ...], action_size: int) -> LatentSequenceModel:
+    """The model for observations of ``obs_shape`` and actions of width ``action_size``, config checked."""
+    config.validate()
+    obs_shape = tuple(int(d) for d in obs_shape)
+    if len(obs_shape) not in (1, 3):
+        raise ValueError(
+            f"The world model reads vector observations (D,) or images (H, W, C); got shape {obs_shape}. "
+            "Flatten other observations with mnemax.envs.FlattenObservation."
+        )
+    if len(obs_shape) == 3:
+        scale = 2**config.cnn_stages
+        if obs_shape[0] % scale or obs_shape[1] % scale:
+            raise ValueError(
+                f"Image observations {obs_shape} need height and width divisible by 2**cnn_stages = {scale}; "
+                "lower cnn_stages or pad the images."
+            )
+    if action_size < 1:
+        raise ValueError(f"action_size must be at least 1, got {action_size}.")
+    return LatentSequenceModel(config, obs_shape, int(action_size))
+
+
+def initial_carry(model: LatentSequenceModel, batch_size: int) -> ModelCarry:
+    """The carry before any step: the backbone's initial carry and a zero latent."""
+    backbone = model.config.backbone.build().initialize_carry(batch_size)
+    return ModelCarry(backbone, jnp.zeros((batch_size, model.config.latent_size), jnp.float32))
+
+
+def init_params(model: LatentSequenceModel, key: jax.Array) -> Any:
+    """Parameters for ``model`` (batch and time of 1)."""
+    obs = jnp.zeros((1, 1) + model.obs_shape, jnp.float32)
+    actions = jnp.zeros((1, 1, model.action_size), jnp.float32)
+    return model.init(key, initial_carry(model, 1), obs, actions, jnp.ones((1, 1), bool))
+
+
+def _step_keys(key: jax.Array, length: int) -> jax.Array:
+    """One key per time step; sequence and step mode draw ``z_t`` with the same ``keys[t]``."""
+    return jax.random.split(key, length)
+
+
+def _sample_latents(keys: jax.Array, logits: jax.Array) -> jax.Array:
+    """``[T]`` keys, ``[T, B, G, K]`` logits -> ``[T, B, G*K]`` straight-through one-hot samples."""
+    return flatten_groups(jax.vmap(sample_one_hot)(keys, logits))
+
+
+def _check_sequence(model: LatentSequenceModel, obs: jax.Array, actions: jax.Array, resets: jax.Array) -> None:
+    lead = tuple(resets.shape)
+    if len(lead) != 2:
+        raise ValueError(f"resets must be time-major [T, B], got shape {lead}.")
+    if tuple(obs.shape) != lead + model.obs_shape:
+        raise ValueError(f"obs must have shape [T, B, *obs_shape] = {lead + model.obs_shape}, got {tuple(obs.shape)}.")
+    if tuple(actions.shape) != lead + (model.action_size,):
+        raise ValueError(
+            f"actions must have shape [T, B, A] = {lead + (model.action_size,)}, got {tuple(actions.shape)}; "
+            "discrete actions are one-hot."
+        )
+
+
+def observe(
+    model: LatentSequenceModel,
+    params: Any,
+    carry: ModelCarry,
+    obs: jax.Array,
+    prev_actions: jax.Array,
+    resets: jax.Array,
+    key: jax.Array,
+) -> tuple[ModelCarry, Observation]:
+    """Posterior rollout over a sequence: ``obs [T, B, ...]``, ``prev_actions [T, B, A]`` (``a_{t-1}``), ``resets [T, B]``.
+
+    With the non-recurrent posterior every ``z_t`` is sampled in parallel and the
+    backbone runs once in sequence mode. With ``classic_posterior`` ``z_t``
+    depends on ``h_t``, so this is :func:`observe_stepwise`. Both draw ``z_t``
+    with ``split(key, T)[t]``, so they agree sample for sample.
+    """
+    _check_sequence(model, obs, prev_actions, resets)
+    if model.config.classic_posterior:
+        carry, observation, _ = observe_stepwise(model, params, carry, obs, prev_actions, resets, key)
+        return carry, observation
+    length = obs.shape[0]
+    posterior_logits = model.apply(params, obs, None, method=_posterior_from_obs)
+    latents = _sample_latents(_step_keys(key, length), posterior_logits)
+    previous = jnp.concatenate([carry.latent[None], latents[:-1]], axis=0)
+    backbone_carry, h = model.apply(params, carry.backbone, previous, prev_actions, resets, method=LatentSequenceModel.core)
+    prior_logits = model.apply(params, h, method=LatentSequenceModel.prior)
+    state = LatentState(h, latents)
+    return ModelCarry(backbone_carry, latents[-1]), Observation(state, posterior_logits, prior_logits)
+
+
+def _posterior_from_obs(module: LatentSequenceModel, obs: jax.Array, h: jax.Array | None) -> jax.Array:
+    return module.posterior(module.embed(obs), h)
+
+
+def observe_stepwise(
+    model: LatentSequenceModel,
+    params: Any,
+    carry: ModelCarry,
+    obs: jax.Array,
+    prev_actions: jax.Array,
+    resets: jax.Array,
+    key: jax.Array,
+) -> tuple[ModelCarry, Observation, ModelCarry]:
+    """The posterior rollout one step at a time (backbone in step mode), also returning the carry after every step.
+
+    Returns ``(final carry, Observation [T, B, ...], carries [T, B, ...])``;
+    ``carries[t]`` is the carry after step t, from which :func:`imagine` can
+    start at ``(h_t, z_t)``. Equals :func:`observe` for the non-recurrent
+    posterior (the test of sequence mode against step mode).
+    """
+    _check_sequence(model, obs, prev_actions, resets)
+    classic = model.config.classic_posterior
+
+    def step(carry: ModelCarry, inputs):
+        obs_t, action_t, reset_t, key_t = inputs
+        backbone_carry, h = model.apply(
+            params, carry.backbone, carry.latent[None], action_t[None], reset_t[None], method=LatentSequenceModel.core
+        )
+        logits = model.apply(params, obs_t[None], h if classic else None, method=_posterior_from_obs)
+        latent = _sample_latents(key_t[None], logits)
+        prior_logits = model.apply(params, h, method=LatentSequenceModel.prior)
+        carry = ModelCarry(backbone_carry, latent[0])
+        return carry, (Observation(LatentState(h[0], latent[0]), logits[0], prior_logits[0]), carry)
+
+    keys = _step_keys(key, obs.shape[0])
+    carry, (observation, carries) = jax.lax.scan(step, carry, (obs, prev_actions, resets, keys))
+    return carry, observation, carries
+
+
+def imagine_step(
+    model: LatentSequenceModel, params: Any, carry: ModelCarry, action: jax.Array, key: jax.Array
+) -> tuple[ModelCarry, LatentState]:
+    """One step of the prior dynamics from ``carry`` (holding ``z_t``) under ``action`` ``[B, A]``.
+
+    ``h_{t+1} = backbone(MLP([z_t, a_t]))`` in step mode, ``z_{t+1} ~ p(z | h_{t+1})``.
+    """
+    resets = jnp.zeros((1, action.shape[0]), bool)
+    backbone_carry, h = model.apply(params, carry.backbone, carry.latent[None], action[None], resets, method=LatentSequenceModel.core)
+    prior_logits = model.apply(params, h, method=LatentSequenceModel.prior)
+    latent = flatten_groups(sample_one_hot(key, prior_logits[0]))
+    return ModelCarry(backbone_carry, latent), LatentState(h[0], latent)
+
+
+def imagine(
+    model: LatentSequenceModel,
+    params: Any,
+    carry: ModelCarry,
+    start: LatentState,
+    policy: Callable[[LatentState, jax.Array], jax.Array],
+    horizon: int,
+    key: jax.Array,
+) -> tuple[LatentState, jax.Array]:
+    """Roll the prior forward ``horizon`` steps from ``(carry, start)`` choosing actions with ``policy``.
+
+    ``policy(state [N, ...], key) -> action [N, A]`` (one-hot for discrete).
+    Returns ``states [horizon + 1, N, ...]`` (``states[0] = start``) and
+    ``actions [horizon + 1, N, A]``, ``actions[t]`` taken in ``states[t]`` (the
+    last one is drawn only so the arrays align). Deterministic given ``key``.
+    """
+
+    def step(inputs, key_t):
+        carry, state = inputs
+        policy_key, model_key = jax.random.split(key_t)
+        action = policy(state, policy_key)
+        carry, next_state = imagine_step(model, params, carry, action, model_key)
+        return (carry, next_state), (state, action)
+
+    keys = jax.random.split(key, horizon + 1)
+    (_, last), (states, actions) = jax.lax.scan(step, (carry, start), keys[:-1])
+    last_action = policy(last, keys[-1])
+    states = jax.tree.map(lambda s, x: jnp.concatenate([s, x[None]], axis=0), states, last)
+    return states, jnp.concatenate([actions, last_action[None]], axis=0)
+
+
+def imagine_open_loop(
+    model: LatentSequenceModel, params: Any, carry: ModelCarry, actions: jax.Array, key: jax.Array
+) -> LatentState:
+    """Prior rollout under given ``actions [H, B, A]`` from ``carry``: states ``[H, B, ...]`` (the memory probe)."""
+
+    def step(carry, inputs):
+        action, key_t = inputs
+        carry, state = imagine_step(model, params, carry, action, key_t)
+        return carry, state
+
+    _, states = jax.lax.scan(step, carry, (actions, jax.random.split(key, actions.shape[0])))
+    return states
+
+
+def heads(model: LatentSequenceModel, params: Any, state: LatentState) -> HeadOutputs:
+    """Decoder, reward and continue predictions for any ``[..., ]`` batch of states."""
+    return model.apply(params, state, method=LatentSequenceModel.heads)
