@@ -42,20 +42,9 @@ class EnvParams(MazeParams):
 
 
 class LabyrinthExplore(MazeEnv):
-    """Explore a procedurally generated maze.
+    """Explore a procedurally generated maze. (Arguments: see :class:`MazeEnv`.)"""
 
-    Args:
-        maze_dims: (height, width) of the maze in grid squares, both even;
-            the grid is (height + 1) x (width + 1) with the outer wall.
-        episode_length: sets the step penalty and the time limit (see EnvParams).
-    """
-
-    def __init__(self, maze_dims: tuple[int, int] = (10, 10), episode_length: int = 1024):
-        super().__init__(maze_dims, episode_length)
-
-    @property
-    def default_params(self) -> EnvParams:
-        return EnvParams(max_steps_in_episode=self.episode_length - 1)
+    params_type = EnvParams
 
     @property
     def min_episode_steps(self) -> int:

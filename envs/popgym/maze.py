@@ -301,7 +301,14 @@ class MazeEnv(PreparedResetEnvironment):
     step, enough to be complete before the shortest possible episode ends;
     :meth:`restart` turns the draft into the next episode (finishing it on
     the spot if an episode was shorter still, e.g. under a tiny time limit).
+
+    Args:
+        maze_dims: (height, width) of the maze in grid squares, both even;
+            the grid is (height + 1) x (width + 1) with the outer wall.
+        episode_length: sets the step penalty and the time limit (see ``EnvParams``).
     """
+
+    params_type: type = MazeParams  # each family's ``EnvParams``
 
     def __init__(self, maze_dims: tuple[int, int] = (10, 10), episode_length: int = 1024):
         super().__init__()
@@ -310,6 +317,10 @@ class MazeEnv(PreparedResetEnvironment):
         self.episode_length = episode_length
         cells = self.cells_high * self.cells_wide
         self.carves_per_step = max(1, math.ceil((cells - 1) / self.min_episode_steps))
+
+    @property
+    def default_params(self) -> MazeParams:
+        return self.params_type(max_steps_in_episode=self.episode_length - 1)
 
     # --- family-specific -------------------------------------------------
     @property
