@@ -25,19 +25,6 @@ TELEPORT_COUNTER = 0xFFFFFFFF  # the tour's hash counter reserved for the telepo
 class Teleport(Rooms):
     """Rooms with a teleport to a seen place at the start of the query horizon (see the module docstring)."""
 
-    def __init__(
-        self,
-        rooms: tuple[int, int] = (2, 2),
-        room_size: int = 5,
-        objects_per_room: int = 2,
-        points_per_room: int = 4,
-        episode_length: int = 600,
-        context_length: int = 300,
-        view_cells: int = 8,
-        tile_pixels: int = 4,
-    ):
-        super().__init__(rooms, room_size, objects_per_room, points_per_room, episode_length, context_length, view_cells, tile_pixels)
-
     def teleport_target(self, uniform: jax.Array, state: RoomsState) -> jax.Array:
         """A uniformly drawn visited waypoint cell (or any visited cell if no waypoint was visited): [2] int32."""
         centres = jnp.asarray(self.layout.centres)
