@@ -28,31 +28,23 @@ import dataclasses
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from mnemax.backbones import BackboneSpec
 from mnemax.envs import make as make_env
 from mnemax.envs.memory import MEMORY_ENVS
 from mnemax.envs.memory import dataset as memory_dataset
 from mnemax.envs.memory import metrics
+from mnemax.experiment.markdown import replace_section
 from mnemax.worldmodels.distributions import twohot_mean
-from mnemax.worldmodels.losses import SequenceBatch, world_model_loss
-from mnemax.worldmodels.sequence_model import (
-    WorldModelConfig,
-    build_model,
-    heads,
-    imagine_open_loop,
-    init_params,
-    initial_carry,
-    observe,
-)
+from mnemax.worldmodels.losses import SequenceBatch
+from mnemax.worldmodels.sequence_model import WorldModelConfig, build_model
+from mnemax.worldmodels.training import FitResult, fit_world_model, imagine_after_context
 
 PREFIX = "memory/"
 PAPER_NAMES = {"gru": "RSSM", "transformer": "TSSM", "s4d": "S4WM"}
@@ -158,48 +150,20 @@ def _unit(batch: SequenceBatch) -> SequenceBatch:
     return batch._replace(obs=metrics.unit_frames(batch.obs))
 
 
-def train_world_model(model, data: SequenceBatch, budget: WorldModelBudget, key: jax.Array) -> dict[str, Any]:
-    """Train on whole episodes ``data [T, N]`` (``budget.batch_size`` columns per update).
-
-    Returns ``{"params", "losses" [updates], "seconds", "frames_per_second"}``;
-    time and throughput count the compiled run only.
-    """
-    init_key, key = jax.random.split(key)
-    params = init_params(model, init_key)
-    optimizer = optax.chain(optax.clip_by_global_norm(1000.0), optax.adam(budget.learning_rate, eps=1e-8))
-    carry = initial_carry(model, budget.batch_size)
+def train_world_model(model, data: SequenceBatch, budget: WorldModelBudget, key: jax.Array) -> FitResult:
+    """Train on whole episodes ``data [T, N]``, ``budget.batch_size`` episodes (columns) drawn per update."""
     num_episodes = data.resets.shape[1]
 
-    def run(params, data, key):
-        def update(state, key):
-            params, opt_state = state
-            pick_key, loss_key = jax.random.split(key)
-            columns = jax.random.choice(pick_key, num_episodes, (budget.batch_size,), replace=False)
-            batch = _unit(jax.tree.map(lambda x: x[:, columns], data))
-            (loss, _), grads = jax.value_and_grad(lambda p: world_model_loss(model, p, carry, batch, loss_key), has_aux=True)(params)
-            step, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, step), opt_state), loss
+    def sample(data: SequenceBatch, key: jax.Array) -> SequenceBatch:
+        columns = jax.random.choice(key, num_episodes, (budget.batch_size,), replace=False)
+        return _unit(jax.tree.map(lambda x: x[:, columns], data))
 
-        return jax.lax.scan(update, (params, optimizer.init(params)), jax.random.split(key, budget.updates))
-
-    compiled = jax.jit(run).lower(params, data, key).compile()
-    tic = time.perf_counter()
-    (params, _), losses = jax.block_until_ready(compiled(params, data, key))
-    seconds = time.perf_counter() - tic
-    frames = budget.updates * budget.batch_size * data.resets.shape[0]
-    return {"params": params, "losses": np.asarray(losses), "seconds": seconds, "frames_per_second": frames / seconds}
+    return fit_world_model(model, data, sample, budget.updates, budget.learning_rate, key)
 
 
 def imagine_query(model, params, data: SequenceBatch, context: int, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Observe ``data[:context]``, imagine the rest open loop: decoded frames ``[T - C, N, H, W, 3]`` and rewards ``[T - C, N]``."""
-    observe_key, imagine_key = jax.random.split(key)
-    batch = _unit(data)
-    carry, _ = observe(
-        model, params, initial_carry(model, batch.resets.shape[1]),
-        batch.obs[:context], batch.prev_actions[:context], batch.resets[:context], observe_key,
-    )
-    states = imagine_open_loop(model, params, carry, batch.prev_actions[context:], imagine_key)
-    out = heads(model, params, states)
+    out = imagine_after_context(model, params, _unit(data), context, key)
     return jnp.clip(out.observation, 0.0, 1.0), twohot_mean(out.reward_logits)
 
 
@@ -251,11 +215,11 @@ def compare_world_models(
             for seed in range(seeds):
                 train_key, imagine_key = jax.random.split(jax.random.PRNGKey(seed))
                 result = train_world_model(model, train_batch, budget, train_key)
-                frames, rewards = imagine(result["params"], held_batch, imagine_key)
+                frames, rewards = imagine(result.params, held_batch, imagine_key)
                 errors.append(np.asarray(metrics.imagination_error(frames, held.arrays["obs"], data.context_length)))
                 accuracies.append(float(metrics.reward_sign_accuracy(rewards, held.arrays["reward"][data.context_length :])))
-                throughputs.append(result["frames_per_second"])
-                losses.append(float(np.mean(result["losses"][-max(1, budget.updates // 10) :])))
+                throughputs.append(result.frames_per_second)
+                losses.append(float(np.mean(result.losses[-max(1, budget.updates // 10) :])))
                 log(
                     f"{task} {backbone} seed {seed}: loss {losses[-1]:.2f}, imagination MSE {errors[-1].mean():.4f} "
                     f"(oracle {reference['oracle'].mean():.4f}, mean frame {reference['mean_frame'].mean():.4f}), "
@@ -338,9 +302,5 @@ def write_report(rows: Sequence[dict[str, Any]], doc: str | os.PathLike, figure:
         "the mean context frame. Throughput counts compiled training steps only.\n\n"
         f"{markdown_table(rows)}\n\n![imagination error per step]({os.path.relpath(figure, doc.parent)})"
     )
-    # Text outside the markers (the reading of the results) survives a rerun.
-    start, end = "<!-- results -->", "<!-- /results -->"
-    text = doc.read_text() if doc.exists() else "# World-model backbones on the memory tasks\n\n"
-    head, rest = text.split(start, 1) if start in text else (text, end)
-    tail = rest.split(end, 1)[1] if end in rest else "\n"
-    doc.write_text(f"{head}{start}\n{block}\n{end}{tail}")
+    new_document = "# World-model backbones on the memory tasks\n\n"
+    replace_section(doc, "results", block, new_document)  # the reading of the results, outside the markers, survives

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from mnemax.experiment.markdown import replace_section  # noqa: E402
 from mnemax.experiment.runtime import configure_jax, machine_description  # noqa: E402
 
 SECTIONS = ("backbones", "envs", "ppo", "worldmodels")
@@ -24,13 +24,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 
 def write_section(name: str, body: str) -> None:
     """Replace the ``<!-- section -->`` block of docs/BENCHMARKS.md, keeping the others."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nWritten by `python scripts/benchmark.py SECTION`.\n"
-    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
+    replace_section(DOC, name, body, "# Benchmarks\n\nWritten by `python scripts/benchmark.py SECTION`.\n")
 
 
 def main() -> None:

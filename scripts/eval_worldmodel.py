@@ -23,29 +23,21 @@ sizes and writes nothing.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from mnemax.agents.dreamer_env import DelayedReset, make_dreamer_env
 from mnemax.backbones import BackboneSpec, names
+from mnemax.experiment.markdown import replace_section
 from mnemax.experiment.runtime import configure_jax, machine_description
 from mnemax.worldmodels.distributions import symlog, twohot_mean
-from mnemax.worldmodels.losses import SequenceBatch, world_model_loss
-from mnemax.worldmodels.sequence_model import (
-    WorldModelConfig,
-    build_model,
-    heads,
-    imagine_open_loop,
-    init_params,
-    initial_carry,
-    observe,
-)
+from mnemax.worldmodels.losses import SequenceBatch
+from mnemax.worldmodels.sequence_model import WorldModelConfig, build_model
+from mnemax.worldmodels.training import FitResult, fit_world_model, imagine_after_context
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 BACKBONE_OPTIONS = {
@@ -96,31 +88,21 @@ def windows(data: SequenceBatch, starts: jax.Array, columns: jax.Array, length: 
     return batch._replace(resets=batch.resets.at[0].set(True))
 
 
-def train_model(model, data: SequenceBatch, updates: int, batch_size: int, length: int, key: jax.Array, lr: float):
-    """Train the world model alone on windows that begin at episode starts; returns ``(params, losses [updates])``."""
-    init_key, key = jax.random.split(key)
-    params = init_params(model, init_key)
-    optimizer = optax.chain(optax.clip_by_global_norm(1000.0), optax.adam(lr, eps=1e-8))
+def train_model(model, data: SequenceBatch, updates: int, batch_size: int, length: int, key: jax.Array, lr: float) -> FitResult:
+    """Train the world model alone on windows of ``length`` steps that begin at episode starts."""
     start_times, start_columns = episode_starts(data, length)
-    carry = initial_carry(model, batch_size)
 
-    def step(state, key):
-        params, opt_state = state
-        pick_key, loss_key = jax.random.split(key)
-        pick = jax.random.randint(pick_key, (batch_size,), 0, start_times.shape[0])
-        batch = windows(data, jnp.asarray(start_times)[pick], jnp.asarray(start_columns)[pick], length)
-        (loss, _), grads = jax.value_and_grad(lambda p: world_model_loss(model, p, carry, batch, loss_key), has_aux=True)(params)
-        updates_, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates_), opt_state), loss
+    def sample(dataset, key: jax.Array) -> SequenceBatch:
+        data, times, columns = dataset
+        pick = jax.random.randint(key, (batch_size,), 0, times.shape[0])
+        return windows(data, times[pick], columns[pick], length)
 
-    run = jax.jit(lambda params, data, key: jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(key, updates)))
-    (params, _), losses = run(params, data, key)
-    return params, losses
+    return fit_world_model(model, (data, jnp.asarray(start_times), jnp.asarray(start_columns)), sample, updates, lr, key)
 
 
 def probe(model, params, data: SequenceBatch, context: int, horizon: int, windows_count: int, key: jax.Array):
     """Per-imagination-step observation error and reward accuracy ``[horizon]`` on ``windows_count`` held-out windows."""
-    pick_key, observe_key, imagine_key = jax.random.split(key, 3)
+    pick_key, imagine_key = jax.random.split(key)
     start_times, start_columns = episode_starts(data, context + horizon)
     pick = jax.random.randint(pick_key, (windows_count,), 0, start_times.shape[0])
     batch = windows(data, jnp.asarray(start_times)[pick], jnp.asarray(start_columns)[pick], context + horizon)
@@ -129,12 +111,7 @@ def probe(model, params, data: SequenceBatch, context: int, horizon: int, window
 
     @jax.jit
     def evaluate(params, batch):
-        carry, _ = observe(
-            model, params, initial_carry(model, windows_count),
-            batch.obs[:context], batch.prev_actions[:context], batch.resets[:context], observe_key,
-        )
-        states = imagine_open_loop(model, params, carry, batch.prev_actions[context:], imagine_key)
-        out = heads(model, params, states)
+        out = imagine_after_context(model, params, batch, context, imagine_key)
         target = batch.obs[context:]
         error = jnp.sum(jnp.square(out.observation - symlog(target)), axis=-1)  # [H, N]
         predicted = twohot_mean(out.reward_logits)
@@ -172,20 +149,18 @@ def run_probe(args: argparse.Namespace) -> dict[str, Any]:
         config = model_config(backbone, args.features, args.quick)
         model = build_model(config, data.obs.shape[2:], num_actions)
         model_key, probe_key = jax.random.split(jax.random.fold_in(key, names().index(backbone)))
-        tic = time.perf_counter()
-        params, losses = train_model(model, data, args.updates, args.batch, args.context + args.horizon, model_key, args.lr)
-        seconds = time.perf_counter() - tic
-        error, accuracy, counted = probe(model, params, held_out, args.context, args.horizon, args.windows, probe_key)
+        fit = train_model(model, data, args.updates, args.batch, args.context + args.horizon, model_key, args.lr)
+        error, accuracy, counted = probe(model, fit.params, held_out, args.context, args.horizon, args.windows, probe_key)
         results[backbone] = {
             "error": np.asarray(error),
             "accuracy": np.asarray(accuracy),
             "counted": np.asarray(counted),
-            "final_loss": float(np.mean(np.asarray(losses)[-20:])),
-            "seconds": seconds,
+            "final_loss": float(np.mean(fit.losses[-20:])),
+            "seconds": fit.seconds,
         }
         print(
             f"{backbone:12s} loss {results[backbone]['final_loss']:.3f}  obs error {error.mean():.3f}  "
-            f"reward acc {accuracy.mean():.3f}  ({seconds:.0f} s)",
+            f"reward acc {accuracy.mean():.3f}  ({fit.seconds:.0f} s compiled)",
             flush=True,
         )
     return results
@@ -216,7 +191,7 @@ def write_docs(args: argparse.Namespace, results: dict[str, Any]) -> None:
         f"--steps {args.steps} --envs {args.envs} --updates {args.updates} --context {args.context} --horizon {args.horizon}`.",
         "",
         f"| backbone | final train loss | obs error, steps 1-{quarter} | obs error, last {quarter} steps "
-        f"| reward acc, steps 1-{quarter} | reward acc, last {quarter} steps | train time (s) |",
+        f"| reward acc, steps 1-{quarter} | reward acc, last {quarter} steps | train time (s, compiled run) |",
         "|---|---|---|---|---|---|---|",
     ]
     for backbone, r in results.items():
@@ -224,13 +199,7 @@ def write_docs(args: argparse.Namespace, results: dict[str, Any]) -> None:
             f"| {backbone} | {r['final_loss']:.3f} | {r['error'][:quarter].mean():.3f} | {r['error'][-quarter:].mean():.3f} "
             f"| {r['accuracy'][:quarter].mean():.3f} | {r['accuracy'][-quarter:].mean():.3f} | {r['seconds']:.0f} |"
         )
-    block = "\n".join(lines)
-    path = DOCS / "WORLDMODELS.md"
-    text = path.read_text()
-    start, end = "<!-- probe -->", "<!-- /probe -->"
-    head, rest = text.split(start, 1) if start in text else (text.rstrip() + "\n\n", end)
-    tail = rest.split(end, 1)[1] if end in rest else ""
-    path.write_text(f"{head}{start}\n{block}\n{end}{tail}")
+    replace_section(DOCS / "WORLDMODELS.md", "probe", "\n".join(lines))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

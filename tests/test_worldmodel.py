@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
+from pathlib import Path
 
 import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from hypothesis import assume, given
 
@@ -40,6 +41,7 @@ from mnemax.worldmodels.sequence_model import (
     observe,
     observe_stepwise,
 )
+from mnemax.worldmodels.training import fit_world_model
 
 T, B, OBS, ACTIONS, GROUPS, CLASSES, FEATURES = 8, 2, 3, 2, 4, 4, 16
 TINY_OPTIONS = {
@@ -261,25 +263,23 @@ def deterministic_batch():
 
 @pytest.mark.parametrize("backbone", names())
 def test_world_model_loss_falls_on_a_deterministic_env(backbone):
-    model, params = tiny_model(backbone)
-    batch = deterministic_batch()
-    optimizer = optax.chain(optax.clip_by_global_norm(100.0), optax.adam(3e-3))
-    carry = initial_carry(model, B)
-
-    def loss(p, batch, key):
-        return world_model_loss(model, p, carry, batch, key)[0]
-
-    @jax.jit
-    def train(params, batch):
-        def step(state, key):
-            params, opt_state = state
-            value, grads = jax.value_and_grad(loss)(params, batch, key)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), value
-
-        return jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(jax.random.key(1), 200))[1]
-
-    losses = np.asarray(train(params, batch))
+    model, _ = tiny_model(backbone)
+    fit = fit_world_model(model, deterministic_batch(), lambda data, key: data, 200, 3e-3, jax.random.key(1), grad_clip=100.0)
+    losses = fit.losses
+    assert losses.shape == (200,) and fit.frames_per_second > 0
     assert np.all(np.isfinite(losses))
     first, last = losses[:10].mean(), losses[-10:].mean()
     assert last < 0.5 * first, f"{backbone}: loss {first:.3f} -> {last:.3f}"
+
+
+def test_memory_probe_script_scores_every_imagination_step():
+    """scripts/eval_worldmodel.py --quick: collect, fit, imagine after the context, score each step."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "eval_worldmodel.py"
+    spec = importlib.util.spec_from_file_location("eval_worldmodel", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    results = script.main(["--quick", "--backbones", "gru"])
+    gru = results["gru"]
+    assert gru["error"].shape == gru["accuracy"].shape == (8,)  # --quick imagines 8 steps
+    assert np.all(np.isfinite(gru["error"])) and np.all((gru["accuracy"] >= 0) & (gru["accuracy"] <= 1))
+    assert np.all(gru["counted"] > 0) and np.isfinite(gru["final_loss"])

@@ -7,4 +7,5 @@
   backbone over ``MLP([z_{t-1}, a_{t-1}])`` -> ``h_t``, prior, heads) and the pure
   functions ``observe`` (sequence mode), ``observe_stepwise``, ``imagine`` (step mode).
 * ``losses.py``: the world-model loss with KL balancing (DreamerV3 eq. 4-5).
+* ``training.py``: the model on its own: fit it to a dataset, imagine after a context (the memory probes).
 """
