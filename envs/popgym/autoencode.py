@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from mnemax.envs.popgym.cards import CardGame, deal, deck_size, full_deck, value_observation
+from mnemax.envs.popgym.cards import CardGame, CardGameParams, deal, full_deck, value_observation
 
 DIFFICULTIES: dict[str, dict[str, Any]] = {
     "Easy": {"num_decks": 1},
@@ -38,22 +38,16 @@ class EnvState:
     time: jax.Array  # int32 [], steps taken
 
 
-@struct.dataclass
-class EnvParams:
-    max_steps_in_episode: int = 103  # time limit; by default the game's length, 2 * 52 * num_decks - 1
+EnvParams = CardGameParams
 
 
 class Autoencode(CardGame):
     """Recite a deck's suits backwards; ``num_decks`` decks set the episode length."""
 
-    def __init__(self, num_decks: int = 1):
-        self.num_decks = num_decks
-        self.num_cards = deck_size(num_decks)
-        self.episode_length = 2 * self.num_cards - 1
-
-    @property
-    def default_params(self) -> EnvParams:
-        return EnvParams(max_steps_in_episode=self.episode_length)
+    @staticmethod
+    def game_length(num_cards: int) -> int:
+        """Watch every card, then recite all of them: ``2 N - 1`` steps."""
+        return 2 * num_cards - 1
 
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         suit, remaining = deal(key, full_deck(self.num_decks, "suits"))

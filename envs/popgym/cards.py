@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 from gymnax.environments import environment, spaces
 
 from mnemax.envs.popgym.arguments import positive_int
@@ -97,15 +98,34 @@ def value_space(num_values: int, size: int) -> spaces.Box:
     return spaces.Box(0.0, float(num_values - 1), (size,), jnp.float32)
 
 
-class CardGame(environment.Environment):
-    """A POPGym game that ends when its deck runs out, after ``episode_length`` steps: a termination.
+@struct.dataclass
+class CardGameParams:
+    max_steps_in_episode: int = 51  # time limit; a game's default_params set it to the game's length
 
-    ``default_params.max_steps_in_episode`` is that length, so by default no
-    episode is truncated, as in POPGym. A smaller ``max_steps_in_episode``
-    acts as a time limit and truncates episodes there.
+
+class CardGame(environment.Environment):
+    """A POPGym game over ``num_decks`` decks that ends when the deck runs out, after ``episode_length`` steps.
+
+    That end is a termination. ``default_params.max_steps_in_episode`` is the
+    game's length, so by default no episode is truncated, as in POPGym. A
+    smaller ``max_steps_in_episode`` acts as a time limit and truncates
+    episodes there. A game whose length is not ``num_cards - 1`` (one step per
+    card dealt after the first) overrides :meth:`game_length`.
     """
 
-    episode_length: int  # steps until the deck runs out; set by each game
+    def __init__(self, num_decks: int = 1):
+        self.num_decks = num_decks
+        self.num_cards = deck_size(num_decks)
+        self.episode_length = self.game_length(self.num_cards)
+
+    @staticmethod
+    def game_length(num_cards: int) -> int:
+        """Steps until a deck of ``num_cards`` runs out."""
+        return num_cards - 1
+
+    @property
+    def default_params(self) -> CardGameParams:
+        return CardGameParams(max_steps_in_episode=self.episode_length)
 
     def is_truncated(self, state, params) -> jax.Array:
         return (state.time >= params.max_steps_in_episode) & (state.time < self.episode_length)

@@ -27,9 +27,9 @@ from gymnax.environments import spaces
 
 from mnemax.envs.popgym.cards import (
     CardGame,
+    CardGameParams,
     attribute_values,
     deal,
-    deck_size,
     full_deck,
     value_observation,
     value_space,
@@ -50,25 +50,17 @@ class EnvState:
     time: jax.Array  # int32 [], steps taken
 
 
-@struct.dataclass
-class EnvParams:
-    max_steps_in_episode: int = 51  # time limit; by default the game's length, 52 * num_decks - 1
+EnvParams = CardGameParams
 
 
 class CountRecall(CardGame):
     """Count cards of a queried value; ``num_decks`` decks, cards told apart by ``deck_type``."""
 
     def __init__(self, num_decks: int = 1, deck_type: str = "colors"):
-        self.num_decks = num_decks
-        self.num_cards = deck_size(num_decks)
-        self.episode_length = self.num_cards - 1
+        super().__init__(num_decks)
         self.deck_type = deck_type
         self.num_values = attribute_values(deck_type)
         self.max_count = self.num_cards // self.num_values
-
-    @property
-    def default_params(self) -> EnvParams:
-        return EnvParams(max_steps_in_episode=self.episode_length)
 
     def seen(self, state: EnvState) -> jax.Array:
         """Counts ``[K]`` of each value the value deck has shown so far."""

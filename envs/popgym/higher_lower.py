@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from mnemax.envs.popgym.cards import CardGame, deal, deck_size, full_deck, value_observation, value_space
+from mnemax.envs.popgym.cards import CardGame, CardGameParams, deal, full_deck, value_observation, value_space
 
 DIFFICULTIES: dict[str, dict[str, Any]] = {
     "Easy": {"num_decks": 1},
@@ -38,22 +38,11 @@ class EnvState:
     time: jax.Array  # int32 [], steps taken
 
 
-@struct.dataclass
-class EnvParams:
-    max_steps_in_episode: int = 51  # time limit; by default the game's length, 52 * num_decks - 1
+EnvParams = CardGameParams
 
 
 class HigherLower(CardGame):
     """Higher or lower with ``num_decks`` decks shuffled together."""
-
-    def __init__(self, num_decks: int = 1):
-        self.num_decks = num_decks
-        self.num_cards = deck_size(num_decks)
-        self.episode_length = self.num_cards - 1
-
-    @property
-    def default_params(self) -> EnvParams:
-        return EnvParams(max_steps_in_episode=self.episode_length)
 
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         key_rank, key_next = jax.random.split(key)

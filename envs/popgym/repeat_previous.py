@@ -21,7 +21,7 @@ from flax import struct
 from gymnax.environments import spaces
 
 from mnemax.envs.popgym.arguments import positive_int
-from mnemax.envs.popgym.cards import CardGame, deal, deck_size, full_deck, value_observation, value_space
+from mnemax.envs.popgym.cards import CardGame, CardGameParams, deal, full_deck, value_observation, value_space
 
 DIFFICULTIES: dict[str, dict[str, Any]] = {
     "Easy": {"num_decks": 1, "k": 4},
@@ -37,25 +37,17 @@ class EnvState:
     time: jax.Array  # int32 [], steps taken (card `time` is the latest dealt)
 
 
-@struct.dataclass
-class EnvParams:
-    max_steps_in_episode: int = 51  # time limit; by default the game's length, 52 * num_decks - 1
+EnvParams = CardGameParams
 
 
 class RepeatPrevious(CardGame):
     """Repeat the suit seen ``k`` steps ago; ``num_decks`` decks set the episode length."""
 
     def __init__(self, num_decks: int = 1, k: int = 4):
-        self.num_decks = num_decks
-        self.num_cards = deck_size(num_decks)
-        self.episode_length = self.num_cards - 1
+        super().__init__(num_decks)
         if positive_int("k", k) >= self.num_cards:
             raise ValueError(f"k must be an integer in [1, {self.num_cards - 1}] for {num_decks} deck(s), got {k!r}.")
         self.k = k
-
-    @property
-    def default_params(self) -> EnvParams:
-        return EnvParams(max_steps_in_episode=self.episode_length)
 
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         suit, remaining = deal(key, full_deck(self.num_decks, "suits"))
