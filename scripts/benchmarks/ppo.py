@@ -14,10 +14,13 @@ import dataclasses
 
 import gymnax
 import jax
+import jax.numpy as jnp
 
 from benchmarks.timing import Table, measure, megabytes
 from mnemax.agents import PPOConfig, make_ppo_env, make_trainer
+from mnemax.agents.ppo import make_network, make_rollout
 from mnemax.backbones import BackboneSpec
+from mnemax.backbones.scan import resettable_scan
 
 # purejaxrl's CartPole PPO (the PPOConfig defaults).
 PUREJAXRL_FF = PPOConfig()
@@ -63,6 +66,57 @@ def _case(config: PPOConfig, env_name: str, updates: int, seeds: int = 1):
     else:
         state = jax.jit(init)(jax.random.key(0))
     return run, state, config.steps_per_update * updates * seeds
+
+
+def _breakdown(name: str, config: PPOConfig, env_name: str) -> list:
+    """Where one update's time goes: ``[name, update ms, rollout ms, gradient-step share ms, scan share ms]``.
+
+    Gradient steps are estimated as ``update_epochs * num_minibatches`` network
+    forward + backward passes on one minibatch (whole sequences of
+    ``num_envs / num_minibatches`` envs); the scan share is the resettable
+    linear recurrence alone at that shape, over every SSM layer (0 for cells).
+    """
+    env, params = make_ppo_env(env_name)
+    config = dataclasses.replace(config, total_steps=config.steps_per_update)
+    trainer = make_trainer(config, env, params)
+    state = jax.jit(trainer.init)(jax.random.key(0))
+    update = measure(lambda s: trainer.update(s)[1], state, repeats=5, min_seconds=1.0)
+    rollout_fn = make_rollout(config, env, params)
+    rollout = measure(lambda s: rollout_fn(s, jax.random.key(1))[1], state, repeats=5, min_seconds=1.0)
+    network = make_network(config, int(env.action_space(params).n), True)
+    rows, steps = config.num_envs // config.num_minibatches, config.num_steps
+    obs_dim = state.obs.shape[-1]
+    inputs, resets = jnp.ones((steps, rows, obs_dim)), jnp.zeros((steps, rows), bool).at[0].set(True)
+    carry = network.initialize_carry(rows)
+    net_params = network.init(jax.random.key(0), network.initialize_carry(1), inputs[:1, :1], resets[:1, :1])
+
+    def loss(p):
+        _, (policy, values) = network.apply(p, carry, inputs, resets)
+        return jnp.sum(values) + sum(jnp.sum(x) for x in jax.tree.leaves(policy))
+
+    gradient = measure(jax.grad(loss), net_params, repeats=5, min_seconds=1.0)
+    steps_per_update = config.update_epochs * config.num_minibatches
+    scan_ms = 0.0
+    spec = config.backbone
+    if spec is not None and spec.name == "s5":
+        options = dict(spec.options)
+        size = options.get("state_size", spec.features) // 2
+        drive = jnp.ones((steps, rows, size), jnp.complex64)
+        transition = jnp.full((size,), 0.9 + 0.1j, jnp.complex64)
+
+        def scan_loss(d):
+            return jnp.sum(jnp.abs(resettable_scan(transition, d, resets, jnp.zeros((rows, size), jnp.complex64))[1]))
+
+        scan = measure(jax.grad(scan_loss), drive, repeats=5, min_seconds=1.0)
+        scan_ms = scan.median_seconds * 1e3 * steps_per_update * options.get("num_layers", 4)
+    return [
+        name,
+        update.median_seconds * 1e3,
+        rollout.median_seconds * 1e3,
+        gradient.median_seconds * 1e3 * steps_per_update,
+        scan_ms,
+        f"{scan_ms / (update.median_seconds * 1e3):.0%}",
+    ]
 
 
 def run(quick: bool = False) -> list[Table]:
@@ -127,4 +181,19 @@ def run(quick: bool = False) -> list[Table]:
             [name, steps, m.compile_seconds, m.median_seconds, rate, megabytes(m.peak_bytes), ref or "-", ratio]
         )
         print(table.rows[-1], flush=True)
-    return [table]
+    breakdown = Table(
+        "Where one recurrent update's time goes (purejaxrl rnn shape, 4 envs x 128 steps, 4 epochs x 4 minibatches)",
+        ["case", "update ms", "rollout ms", "16 x network fwd+bwd ms", "16 x scan fwd+bwd ms", "scan share"],
+        note=(
+            "The network passes are one minibatch each (1 env x 128 steps), as in the update's 16 gradient steps; "
+            "the scan columns time only the S5 layers' resettable linear recurrence at that shape. A small share "
+            "means a parallel scan cannot speed the update up much on this machine: the rest is per-operation "
+            "cost of many small matrix products, normalisations and the optimiser."
+        ),
+    )
+    for name, backbone in [("gru128", GRU_128), ("s5 2x64 (configs default)", S5_DEFAULT)] + (
+        [] if quick else [("s5 4x256", S5_POPJAXRL)]
+    ):
+        breakdown.rows.append(_breakdown(name, dataclasses.replace(PUREJAXRL_RNN, backbone=backbone), "popgym/RepeatPreviousEasy"))
+        print(breakdown.rows[-1], flush=True)
+    return [table, breakdown]
