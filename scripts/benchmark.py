@@ -11,6 +11,7 @@ import argparse
 import datetime
 import importlib
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,16 +37,23 @@ def main() -> None:
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    configure_jax()
+    # A fresh, empty compilation cache: compile seconds are real compilations, not cache reads.
+    with tempfile.TemporaryDirectory(prefix="mnemax-benchmark-cache-") as cache:
+        configure_jax(cache)
+        run_sections(args.sections or SECTIONS, quick=args.quick, write=not (args.no_write or args.quick))
+
+
+def run_sections(sections: list[str], quick: bool, write: bool) -> None:
+    """Run each section, print its tables and (with ``write``) put them into docs/BENCHMARKS.md."""
     machine = machine_description()
     stamp = datetime.date.today().isoformat()
-    for name in args.sections or SECTIONS:
+    for name in sections:
         module = importlib.import_module(f"benchmarks.{name}")
-        tables = module.run(quick=args.quick)
+        tables = module.run(quick=quick)
         body = f"## {name}\n\nMachine: {machine}. Measured {stamp} with `python scripts/benchmark.py {name}`.\n\n"
         body += "\n".join(table.markdown() for table in tables)
         print(body)
-        if not args.no_write and not args.quick:
+        if write:
             write_section(name, body)
 
 
