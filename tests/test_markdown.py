@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from mnemax.experiment.markdown import replace_section
 
-prose = st.text(alphabet=st.characters(blacklist_characters="<>", blacklist_categories=("Cs",)), max_size=60)
+prose = st.text(alphabet=st.characters(blacklist_characters="<>", blacklist_categories=("Cs", "Cc")), max_size=60)
 
 
 @settings(max_examples=30, deadline=None)
@@ -18,7 +18,7 @@ def test_replace_section_keeps_the_text_around_the_block(tmp_path_factory, befor
     replace_section(path, "a", f"x{new}")
     text = path.read_text()
     assert text.startswith(before) and text.endswith(after)
-    assert f"<!-- a -->\nx{new.strip()}\n<!-- /a -->" in text
+    assert f"<!-- a -->\n{('x' + new).strip()}\n<!-- /a -->" in text
     assert f"<!-- b -->\n{other}\n<!-- /b -->" in text
     assert text.count("<!-- a -->") == 1
 
