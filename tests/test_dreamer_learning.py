@@ -3,8 +3,9 @@
 Budgets: CartPole-v1 within 100k env steps (the issue's target: mean return
 >= 400); popgym/RepeatPreviousEasy with an S5 world model within 200k env steps
 (target: mean return > 0.9). Both use a small model (GRU/S5 of 128, 8 x 8
-latents, MLPs of 2 x 128) and DreamerV3's train ratio of 32 replayed steps per
-env step, on one seed.
+latents, MLPs of 2 x 128) on one seed. CartPole trains at 64 replayed steps
+per env step: at DreamerV3's default of 32 the same agent reached 341 at 100k
+steps (still climbing), at 64 it holds about 500 from 65k steps on.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def final_return(env_name: str, config: DreamerConfig, last_updates: int) -> flo
 
 @pytest.mark.slow
 def test_dreamer_solves_cartpole_within_100k_steps():
-    config = DreamerConfig(total_steps=100_000, backbone=BackboneSpec("gru", 128), **SMALL)
+    config = DreamerConfig(total_steps=100_000, backbone=BackboneSpec("gru", 128), **{**SMALL, "train_ratio": 64})
     assert final_return("CartPole-v1", config, last_updates=50) >= 400.0
 
 
