@@ -289,7 +289,6 @@ def write_report(rows: Sequence[dict[str, Any]], doc: str | os.PathLike, figure:
     """``doc``: title, setup, the table and the figure; ``figure``: the PNG."""
     plot(rows, figure)
     doc, figure = Path(doc), Path(figure)
-    doc.parent.mkdir(parents=True, exist_ok=True)
     lengths = ", ".join(f"{r['task']} {r['episode_length']} steps (context {r['context_length']})"
                         for r in {r["task"]: r for r in rows}.values())
     block = (

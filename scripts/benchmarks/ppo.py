@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from benchmarks.timing import Table, measure, megabytes
 from mnemax.agents import PPOConfig, make_ppo_env, make_trainer
-from mnemax.agents.ppo import make_network, make_rollout
+from mnemax.agents.ppo import action_space, make_network, make_rollout
 from mnemax.backbones import BackboneSpec
 from mnemax.backbones.scan import resettable_scan
 
@@ -83,24 +83,24 @@ def _breakdown(name: str, config: PPOConfig, env_name: str) -> list:
     update = measure(lambda s: trainer.update(s)[1], state, repeats=5, min_seconds=1.0)
     rollout_fn = make_rollout(config, env, params)
     rollout = measure(lambda s: rollout_fn(s, jax.random.key(1))[1], state, repeats=5, min_seconds=1.0)
-    network = make_network(config, int(env.action_space(params).n), True)
+    discrete, action_dim, _ = action_space(env, params)
+    network = make_network(config, action_dim, discrete)
     rows, steps = config.num_envs // config.num_minibatches, config.num_steps
     obs_dim = state.obs.shape[-1]
     inputs, resets = jnp.ones((steps, rows, obs_dim)), jnp.zeros((steps, rows), bool).at[0].set(True)
     carry = network.initialize_carry(rows)
-    net_params = network.init(jax.random.key(0), network.initialize_carry(1), inputs[:1, :1], resets[:1, :1])
 
     def loss(p):
         _, (policy, values) = network.apply(p, carry, inputs, resets)
         return jnp.sum(values) + sum(jnp.sum(x) for x in jax.tree.leaves(policy))
 
-    gradient = measure(jax.grad(loss), net_params, repeats=5, min_seconds=1.0)
+    gradient = measure(jax.grad(loss), state.params, repeats=5, min_seconds=1.0)
     steps_per_update = config.update_epochs * config.num_minibatches
     scan_ms = 0.0
     spec = config.backbone
     if spec is not None and spec.name == "s5":
-        options = dict(spec.options)
-        size = options.get("state_size", spec.features) // 2
+        layer_states = spec.build().initialize_carry(rows)  # one complex [rows, P'] state per layer
+        size = layer_states[0].shape[-1]
         drive = jnp.ones((steps, rows, size), jnp.complex64)
         transition = jnp.full((size,), 0.9 + 0.1j, jnp.complex64)
 
@@ -108,7 +108,7 @@ def _breakdown(name: str, config: PPOConfig, env_name: str) -> list:
             return jnp.sum(jnp.abs(resettable_scan(transition, d, resets, jnp.zeros((rows, size), jnp.complex64))[1]))
 
         scan = measure(jax.grad(scan_loss), drive, repeats=5, min_seconds=1.0)
-        scan_ms = scan.median_seconds * 1e3 * steps_per_update * options.get("num_layers", 4)
+        scan_ms = scan.median_seconds * 1e3 * steps_per_update * len(layer_states)
     return [
         name,
         update.median_seconds * 1e3,
