@@ -10,6 +10,7 @@ import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
+import flax.linen as nn
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -41,6 +42,7 @@ from mnemax.worldmodels.sequence_model import (
     observe,
     observe_stepwise,
 )
+from mnemax.worldmodels.networks import PatchConv, SubPixelUpsample
 from mnemax.worldmodels.training import fit_world_model
 
 T, B, OBS, ACTIONS, GROUPS, CLASSES, FEATURES = 8, 2, 3, 2, 4, 4, 16
@@ -238,6 +240,35 @@ def test_image_observations_use_the_cnn():
     loss, metrics, predicted = evaluate(params, batch)
     assert predicted.shape == (4, B, 4, 4, 3)
     assert np.isfinite(float(loss)) and float(metrics["obs_loss"]) > 0
+
+
+@given(
+    height=st.integers(3, 12), width=st.integers(3, 12), channels=st.integers(1, 4),
+    size=st.integers(1, 4), stride=st.integers(1, 3), seed=st.integers(0, 2**16),
+)
+def test_patch_convolution_equals_a_same_padded_convolution(height, width, channels, size, stride, seed):
+    images = jax.random.normal(jax.random.key(seed), (2, height, width, channels))
+    layer = PatchConv(5, size=size, stride=stride)
+    params = layer.init(jax.random.key(seed + 1), images)
+    reference = nn.Conv(5, (size, size), strides=(stride, stride), padding="SAME").apply(params, images)
+    np.testing.assert_allclose(layer.apply(params, images), reference, atol=1e-5)
+
+
+def test_sub_pixel_upsample_places_each_phase_at_its_own_output_pixel():
+    features = 2
+    images = jax.random.normal(jax.random.key(0), (1, 3, 4, 4 * features))
+    layer = SubPixelUpsample(features)
+    params = layer.init(jax.random.key(1), images)
+    # the centre tap copies channel (a, b, f) to output phase (a, b), feature f
+    kernel = jnp.zeros((3, 3, 4 * features, 4 * features)).at[1, 1].set(jnp.eye(4 * features))
+    params = jax.tree.map(jnp.zeros_like, params)
+    params["params"]["PatchConv_0"]["kernel"] = kernel
+    out = layer.apply(params, images)
+    assert out.shape == (1, 6, 8, features)
+    for a in range(2):
+        for b in range(2):
+            phase = images[0].reshape(3, 4, 2, 2, features)[:, :, a, b]
+            np.testing.assert_array_equal(out[0, a::2, b::2], phase)
 
 
 # --------------------------------------------------------------------------- learning

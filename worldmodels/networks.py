@@ -1,4 +1,4 @@
-"""Small networks the world model is made of: MLPs, a CNN encoder and its transposed decoder.
+"""Small networks the world model is made of: MLPs, a CNN encoder and its upsampling decoder.
 
 DreamerV3 style: Dense/Conv -> LayerNorm -> SiLU. The LayerNorm epsilon is 1e-3,
 not 1e-6: an all-zero input (an episode start feeds zeros to the core's input
@@ -32,8 +32,70 @@ class MLP(nn.Module):
         return x
 
 
+def image_patches(images: jax.Array, size: int, stride: int) -> jax.Array:
+    """``[N, H, W, C]`` -> ``[N, ceil(H / stride), ceil(W / stride), size * size * C]``: every ``size x size``
+    window (SAME padding, as ``lax.conv`` pads), flattened in (row, column, channel) order.
+
+    Written with strided slices, so a convolution becomes ``patches @ kernel``.
+    Why not ``lax.conv``: inside a loop (``lax.scan`` over training updates)
+    XLA's CPU backend runs the kernel-gradient convolution several times slower
+    than outside one (jax-ml/jax#12868); slices and a matmul have no such cliff.
+    """
+    _, height, width, _ = images.shape
+    out_h, out_w = -(-height // stride), -(-width // stride)
+    pad_h, pad_w = max((out_h - 1) * stride + size - height, 0), max((out_w - 1) * stride + size - width, 0)
+    padded = jnp.pad(images, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+    windows = [
+        padded[:, i : i + stride * (out_h - 1) + 1 : stride, j : j + stride * (out_w - 1) + 1 : stride, :]
+        for i in range(size)
+        for j in range(size)
+    ]
+    return jnp.concatenate(windows, axis=-1)
+
+
+class PatchConv(nn.Module):
+    """A SAME-padded 2-D convolution ``[N, H, W, C] -> [N, H / stride, W / stride, features]`` as patches @ kernel.
+
+    The kernel is ``[size, size, C, features]`` with ``nn.Conv``'s initialiser,
+    so this is ``nn.Conv(features, (size, size), strides=stride, padding="SAME")``
+    computed without a convolution op (see :func:`image_patches`).
+    """
+
+    features: int
+    size: int = 4
+    stride: int = 2
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        channels = images.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (self.size, self.size, channels, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        patches = image_patches(images, self.size, self.stride)
+        return patches @ kernel.reshape(-1, self.features) + bias
+
+
+class SubPixelUpsample(nn.Module):
+    """``[N, H, W, C] -> [N, 2H, 2W, features]``: a 3x3 :class:`PatchConv` to ``4 * features`` channels, then depth to space.
+
+    The sub-pixel convolution of Shi et al. (2016): each of the four output
+    phases is a learned function of the 3x3 input neighbourhood, which
+    contains the 2x2 neighbourhood a 4x4 stride-2 transposed convolution uses,
+    so it can express that layer; computed at the input resolution, without
+    the transposed-convolution gradient that is slow inside CPU loops.
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        n, height, width, _ = x.shape
+        x = PatchConv(4 * self.features, size=3, stride=1)(x)  # [N, H, W, 2 * 2 * F]
+        x = x.reshape(n, height, width, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
+        return x.reshape(n, 2 * height, 2 * width, self.features)
+
+
 class ConvEncoder(nn.Module):
-    """Stride-2 convolutions over ``[..., H, W, C]`` images, flattened: ``-> [..., E]``.
+    """Stride-2 4x4 convolutions over ``[..., H, W, C]`` images, flattened: ``-> [..., E]``.
 
     Channels double at every stage from ``depth``; H and W must be divisible by
     ``2 ** stages`` (the decoder mirrors the shapes exactly).
@@ -47,13 +109,13 @@ class ConvEncoder(nn.Module):
         lead = images.shape[:-3]
         x = images.reshape((-1,) + images.shape[-3:])
         for stage in range(self.stages):
-            x = nn.Conv(self.depth * 2**stage, (4, 4), strides=(2, 2), padding="SAME")(x)
+            x = PatchConv(self.depth * 2**stage, size=4, stride=2)(x)
             x = nn.silu(nn.LayerNorm(epsilon=NORM_EPSILON)(x))
         return x.reshape(lead + (-1,))
 
 
 class ConvDecoder(nn.Module):
-    """Features ``[..., F]`` -> images ``[..., H, W, C]`` by transposed convolutions mirroring :class:`ConvEncoder`."""
+    """Features ``[..., F]`` -> images ``[..., H, W, C]`` by 2x upsampling stages mirroring :class:`ConvEncoder`."""
 
     image_shape: tuple[int, int, int]
     depth: int = 16
@@ -68,9 +130,9 @@ class ConvDecoder(nn.Module):
         x = nn.Dense((height // scale) * (width // scale) * top)(features.reshape((-1, features.shape[-1])))
         x = x.reshape((-1, height // scale, width // scale, top))
         for stage in reversed(range(self.stages - 1)):
-            x = nn.ConvTranspose(self.depth * 2**stage, (4, 4), strides=(2, 2), padding="SAME")(x)
+            x = SubPixelUpsample(self.depth * 2**stage)(x)
             x = nn.silu(nn.LayerNorm(epsilon=NORM_EPSILON)(x))
-        x = nn.ConvTranspose(channels, (4, 4), strides=(2, 2), padding="SAME")(x)
+        x = SubPixelUpsample(channels)(x)
         return x.reshape(lead + (height, width, channels))
 
 
