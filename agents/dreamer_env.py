@@ -50,16 +50,22 @@ class DelayedReset:
     def __init__(self, env: Any):
         self.env = env
 
+    @staticmethod
+    def _observation(obs: jax.Array) -> jax.Array:
+        """uint8 frames stay uint8 (the world model scales them; the replay keeps a quarter of the bytes), the rest float32."""
+        return obs if obs.dtype == jnp.uint8 else obs.astype(jnp.float32)
+
     def reset(self, key: jax.Array, params: Any) -> tuple[DreamerStep, DelayedResetState]:
         obs, inner = self.env.reset(key, params)
         false = jnp.zeros((), bool)
-        step = DreamerStep(obs.astype(jnp.float32), jnp.zeros((), jnp.float32), false, false, jnp.ones((), bool))
-        return step, DelayedResetState(inner, false, obs.astype(jnp.float32))
+        obs = self._observation(obs)
+        step = DreamerStep(obs, jnp.zeros((), jnp.float32), false, false, jnp.ones((), bool))
+        return step, DelayedResetState(inner, false, obs)
 
     def step(self, key: jax.Array, state: DelayedResetState, action: Any, params: Any) -> tuple[DreamerStep, DelayedResetState]:
         obs, inner, reward, terminated, truncated, info = self.env.step(key, state.inner, action, params)
-        obs = obs.astype(jnp.float32)
-        final = info["final_observation"].astype(jnp.float32)
+        obs = self._observation(obs)
+        final = info["final_observation"].astype(obs.dtype)
         last = jnp.logical_or(terminated, truncated)
         live = DreamerStep(
             obs=jnp.where(last, final, obs),

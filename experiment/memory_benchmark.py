@@ -116,7 +116,7 @@ def load_or_collect(task: str, options: dict[str, Any], episodes: int, seed: int
 
 
 def sequence_batch(data: memory_dataset.MemoryDataset, num_actions: int) -> SequenceBatch:
-    """The dataset as the world model's batch ``[T, N]``: frames stay uint8 (scaled to [0, 1] per batch), one-hot ``a_{t-1}``."""
+    """The dataset as the world model's batch ``[T, N]``: frames stay uint8 (the world model scales them to [0, 1]), one-hot ``a_{t-1}``."""
     a = data.arrays
     return SequenceBatch(
         obs=jnp.asarray(a["obs"]),
@@ -146,24 +146,20 @@ def model_config(backbone: str, budget: WorldModelBudget, episode_length: int) -
     )
 
 
-def _unit(batch: SequenceBatch) -> SequenceBatch:
-    return batch._replace(obs=metrics.unit_frames(batch.obs))
-
-
 def train_world_model(model, data: SequenceBatch, budget: WorldModelBudget, key: jax.Array) -> FitResult:
     """Train on whole episodes ``data [T, N]``, ``budget.batch_size`` episodes (columns) drawn per update."""
     num_episodes = data.resets.shape[1]
 
     def sample(data: SequenceBatch, key: jax.Array) -> SequenceBatch:
         columns = jax.random.choice(key, num_episodes, (budget.batch_size,), replace=False)
-        return _unit(jax.tree.map(lambda x: x[:, columns], data))
+        return jax.tree.map(lambda x: x[:, columns], data)  # frames stay uint8; the model scales them
 
     return fit_world_model(model, data, sample, budget.updates, budget.learning_rate, key)
 
 
 def imagine_query(model, params, data: SequenceBatch, context: int, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Observe ``data[:context]``, imagine the rest open loop: decoded frames ``[T - C, N, H, W, 3]`` and rewards ``[T - C, N]``."""
-    out = imagine_after_context(model, params, _unit(data), context, key)
+    out = imagine_after_context(model, params, data, context, key)
     return jnp.clip(out.observation, 0.0, 1.0), twohot_mean(out.reward_logits)
 
 

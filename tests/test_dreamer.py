@@ -117,6 +117,16 @@ TINY = dict(
 )
 
 
+def test_delayed_reset_keeps_uint8_frames_for_the_world_model_to_scale():
+    env, params = make_dreamer_env("memory/DistractingMemory", episode_length=6, cue_steps=2, reward_steps=2, room_size=3, tile_pixels=1)
+    wrapped = DelayedReset(env)
+    step, state = wrapped.reset(jax.random.key(0), params)
+    assert step.obs.dtype == jnp.uint8
+    for t in range(7):  # through the end of an episode and the delayed first step
+        step, state = wrapped.step(jax.random.key(t + 1), state, jnp.asarray(0), params)
+        assert step.obs.dtype == jnp.uint8 and state.next_obs.dtype == jnp.uint8
+
+
 @pytest.fixture(scope="module")
 def cartpole_run():
     """Two seeds (the same key, so they must agree) of 4 vmapped updates on CartPole-v1."""

@@ -242,6 +242,23 @@ def test_image_observations_use_the_cnn():
     assert np.isfinite(float(loss)) and float(metrics["obs_loss"]) > 0
 
 
+def test_uint8_frames_are_read_and_predicted_in_unit_range():
+    """Image envs hand out uint8 pixels; the model must see (and be scored against) them divided by 255."""
+    model = build_model(tiny_config("gru", cnn_stages=1, cnn_depth=4), (4, 4, 3), ACTIONS)
+    params = jax.jit(lambda k: init_params(model, k))(jax.random.key(0))
+    pixels = jax.random.randint(jax.random.key(1), (4, B, 4, 4, 3), 0, 256).astype(jnp.uint8)
+    _, actions, resets = sequence()
+
+    @jax.jit
+    def loss(obs):
+        batch = SequenceBatch(obs, actions[:4], jnp.zeros((4, B)), jnp.ones((4, B)), resets[:4])
+        return world_model_loss(model, params, initial_carry(model, B), batch, jax.random.key(2))[1][0]["obs_loss"]
+
+    as_uint8, as_unit = loss(pixels), loss(pixels.astype(jnp.float32) / 255.0)
+    np.testing.assert_allclose(as_uint8, as_unit, rtol=1e-5)
+    assert float(as_uint8) < 4 * 4 * 3  # squared errors of values in [0, 1], not [0, 255]
+
+
 @given(
     height=st.integers(3, 12), width=st.integers(3, 12), channels=st.integers(1, 4),
     size=st.integers(1, 4), stride=st.integers(1, 3), seed=st.integers(0, 2**16),

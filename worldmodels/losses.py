@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from mnemax.worldmodels.distributions import categorical_kl, free_bits, symlog, twohot_log_prob
+from mnemax.worldmodels.networks import unit_frames
 from mnemax.worldmodels.sequence_model import (
     LatentSequenceModel,
     ModelCarry,
@@ -52,8 +53,11 @@ def kl_balance(
 
 
 def observation_loss(model: LatentSequenceModel, predicted: jax.Array, obs: jax.Array) -> jax.Array:
-    """Squared error summed over observation dims ``[..., *obs_shape] -> [...]``; vectors compared in symlog space."""
-    target = obs if model.is_image else symlog(obs)
+    """Squared error summed over observation dims ``[..., *obs_shape] -> [...]``.
+
+    Vectors are compared in symlog space, images in [0, 1] (uint8 frames divided by 255).
+    """
+    target = unit_frames(obs) if model.is_image else symlog(obs)
     axes = tuple(range(-len(model.obs_shape), 0))
     return jnp.sum(jnp.square(predicted - target), axis=axes)
 

@@ -32,6 +32,16 @@ class MLP(nn.Module):
         return x
 
 
+def unit_frames(frames: jax.Array) -> jax.Array:
+    """Frames as float32 in [0, 1]: uint8 pixels divided by 255, floats unchanged.
+
+    Image envs hand out uint8 frames (and the replay keeps them so, a quarter
+    of the memory); the CNN reads, and the decoder predicts, values in [0, 1].
+    """
+    frames = jnp.asarray(frames)
+    return frames.astype(jnp.float32) / 255.0 if frames.dtype == jnp.uint8 else frames.astype(jnp.float32)
+
+
 def image_patches(images: jax.Array, size: int, stride: int) -> jax.Array:
     """``[N, H, W, C]`` -> ``[N, ceil(H / stride), ceil(W / stride), size * size * C]``: every ``size x size``
     window (SAME padding, as ``lax.conv`` pads), flattened in (row, column, channel) order.

@@ -34,7 +34,7 @@ import numpy as np
 
 from mnemax.backbones import BackboneSpec
 from mnemax.worldmodels.distributions import sample_one_hot, symlog, unimix_logits
-from mnemax.worldmodels.networks import MLP, ConvDecoder, ConvEncoder, concat, flatten_groups, zero_dense
+from mnemax.worldmodels.networks import MLP, ConvDecoder, ConvEncoder, concat, flatten_groups, unit_frames, zero_dense
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,9 +172,9 @@ class LatentSequenceModel(nn.Module):
         return unimix_logits(logits, c.unimix)
 
     def embed(self, obs: jax.Array) -> jax.Array:
-        """Observations ``[..., *obs_shape] -> [..., E]`` (vectors are symlog-squashed first)."""
+        """Observations ``[..., *obs_shape] -> [..., E]`` (vectors are symlog-squashed first, uint8 images scaled to [0, 1])."""
         if self.is_image:
-            return self.encoder(obs)
+            return self.encoder(unit_frames(obs))
         return self.encoder(symlog(obs.reshape(obs.shape[: obs.ndim - len(self.obs_shape)] + (-1,))))
 
     def posterior(self, embedding: jax.Array, h: jax.Array | None) -> jax.Array:
