@@ -6,11 +6,11 @@ import functools
 import importlib.util
 from pathlib import Path
 
+import flax.linen as nn
 import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -30,6 +30,7 @@ from mnemax.worldmodels.distributions import (
     unimix_logits,
 )
 from mnemax.worldmodels.losses import SequenceBatch, kl_balance, world_model_loss
+from mnemax.worldmodels.networks import PatchConv, SubPixelUpsample
 from mnemax.worldmodels.sequence_model import (
     LatentState,
     WorldModelConfig,
@@ -42,7 +43,6 @@ from mnemax.worldmodels.sequence_model import (
     observe,
     observe_stepwise,
 )
-from mnemax.worldmodels.networks import PatchConv, SubPixelUpsample
 from mnemax.worldmodels.training import fit_world_model
 
 T, B, OBS, ACTIONS, GROUPS, CLASSES, FEATURES = 8, 2, 3, 2, 4, 4, 16

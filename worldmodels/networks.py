@@ -37,6 +37,8 @@ def unit_frames(frames: jax.Array) -> jax.Array:
 
     Image envs hand out uint8 frames (and the replay keeps them so, a quarter
     of the memory); the CNN reads, and the decoder predicts, values in [0, 1].
+    ``mnemax.envs.memory.metrics`` scores frames with the same conversion of its
+    own: ``envs`` imports from no other mnemax folder (docs/ARCHITECTURE.md).
     """
     frames = jnp.asarray(frames)
     return frames.astype(jnp.float32) / 255.0 if frames.dtype == jnp.uint8 else frames.astype(jnp.float32)

@@ -25,7 +25,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mnemax.worldmodels.networks import unit_frames
+
+def unit_frames(frames: jax.Array) -> jax.Array:
+    """Frames as float32 in [0, 1]: uint8 divided by 255, floats unchanged."""
+    frames = jnp.asarray(frames)
+    return frames.astype(jnp.float32) / 255.0 if frames.dtype == jnp.uint8 else frames.astype(jnp.float32)
 
 
 def per_step_mse(predicted: jax.Array, target: jax.Array) -> jax.Array:
