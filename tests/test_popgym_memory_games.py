@@ -46,10 +46,10 @@ def family_of(name: str) -> str:
     return next(family for family in MEMORY_GAMES if name.startswith(family))
 
 
-def scan_policy(env, params, policy, num_envs: int, num_steps: int, seed: int = 0):
-    """Run ``policy(key, state) -> action`` on ``num_envs`` envs for ``num_steps`` auto-resetting steps.
+def make_scan(env, params, policy, num_envs: int, num_steps: int):
+    """Jitted ``run(key)`` of ``policy(key, state) -> action`` on ``num_envs`` envs for ``num_steps`` auto-resetting steps.
 
-    Returns the reset observations ``[B, D]`` and per-step arrays ``[T, B, ...]``:
+    ``run`` returns the reset observations ``[B, D]`` and per-step arrays ``[T, B, ...]``:
     observations, rewards, terminated, truncated, ``info["final_observation"]``
     and the time of the state after each step.
     """
@@ -69,7 +69,12 @@ def scan_policy(env, params, policy, num_envs: int, num_steps: int, seed: int = 
         _, trace = jax.lax.scan(body, state, jax.random.split(key, num_steps))
         return obs, trace
 
-    return jax.jit(run)(jax.random.PRNGKey(seed))
+    return jax.jit(run)
+
+
+def scan_policy(env, params, policy, num_envs: int, num_steps: int, seed: int = 0):
+    """:func:`make_scan` run once from ``PRNGKey(seed)``."""
+    return make_scan(env, params, policy, num_envs, num_steps)(jax.random.PRNGKey(seed))
 
 
 def random_policy(env, params):
@@ -199,12 +204,55 @@ def test_jit_does_not_recompile():
         ("Concentration", {"deck_type": "suits"}, "deck_type must be one of"),
         ("CountRecall", {"deck_type": "jokers"}, "deck_type must be one of"),
         ("MultiarmedBandit", {"num_bandits": 0}, "num_bandits must be a positive integer"),
+        ("RepeatPrevious", {"one_hot": "yes"}, "one_hot must be true or false"),
     ],
 )
 def test_bad_arguments_raise_one_clear_error(family, kwargs, message):
     module = importlib.import_module(f"mnemax.envs.popgym.{FAMILIES[family]}")
     with pytest.raises(ValueError, match=message):
         getattr(module, family)(**kwargs)
+
+
+# ---------------------------------------------------------------- one-hot card observations
+
+CARD_GAMES = [name for name in MEMORY_GAMES if name != "MultiarmedBandit"]
+
+
+def decode_one_hot(obs: np.ndarray, counts: tuple[int, ...]) -> np.ndarray:
+    """Per-entry argmax of concatenated one-hot blocks ``[..., sum(counts)] -> [..., len(counts)]``."""
+    edges = np.cumsum((0,) + counts)
+    return np.stack([obs[..., a:b].argmax(-1) for a, b in zip(edges[:-1], edges[1:])], axis=-1)
+
+
+@functools.lru_cache(maxsize=None)
+def value_and_one_hot_scans(family: str):
+    """Compiled random-policy scans of ``<family>Easy`` with values and with one-hot observations."""
+    name = f"{family}Easy"
+    plain_env, params = make(name)
+    hot_env, hot_params = POPGYM_ENVS[name](one_hot=True)
+    policy = random_policy(plain_env, params)
+    scans = [make_scan(env, p, policy, num_envs=2, num_steps=20) for env, p in ((plain_env, params), (hot_env, hot_params))]
+    return hot_env, hot_params, scans
+
+
+@pytest.mark.parametrize("family", CARD_GAMES)
+@given(seed=st.integers(0, 2**16))
+def test_one_hot_observations_show_the_same_cards(family, seed):
+    """Same keys, same actions: ``one_hot=True`` shows each value as one block with a single 1, and nothing else changes."""
+    hot_env, hot_params, (plain_scan, hot_scan) = value_and_one_hot_scans(family)
+    counts = hot_env.value_counts()
+    assert hot_env.observation_space(hot_params).shape == (sum(counts),)
+    key = jax.random.PRNGKey(seed)
+    (plain_reset, plain), (hot_reset, hot) = plain_scan(key), hot_scan(key)
+    for values, one_hot in ((plain_reset, hot_reset), (plain[0], hot[0]), (plain[4], hot[4])):
+        values, one_hot = np.asarray(values), np.asarray(one_hot)
+        assert one_hot.shape == values.shape[:-1] + (sum(counts),)
+        assert set(np.unique(one_hot)) <= {0.0, 1.0}
+        assert (one_hot.sum(-1) == len(counts)).all()
+        np.testing.assert_array_equal(decode_one_hot(one_hot, counts), values)
+        assert bool(hot_env.observation_space(hot_params).contains(jnp.asarray(one_hot[(0,) * (one_hot.ndim - 1)])))
+    for plain_array, hot_array in zip(plain[1:4], hot[1:4]):  # rewards, terminated, truncated
+        np.testing.assert_array_equal(np.asarray(plain_array), np.asarray(hot_array))
 
 
 # ---------------------------------------------------------------- oracles that read the hidden state

@@ -10,7 +10,7 @@ lasts ``2N - 1`` steps and returns lie in [-1, 1].
 Observation ``[2]`` float32, POPGym's ``Tuple(Discrete(2), Discrete(4))`` in
 order: ``[watching, suit]`` with ``watching`` 1 while cards are shown and 0
 once the agent must recite, and ``suit`` the card shown (0 during the play
-phase, as POPGym shows). Action ``Discrete(4)``: a suit.
+phase, as POPGym shows); with ``one_hot=True`` ``[6]``, both one-hot. Action ``Discrete(4)``: a suit.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from mnemax.envs.popgym.cards import CardGame, CardGameParams, deal, full_deck, value_observation
+from mnemax.envs.popgym.cards import CardGame, CardGameParams, deal, full_deck
 
 DIFFICULTIES: dict[str, dict[str, Any]] = {
     "Easy": {"num_decks": 1},
@@ -53,7 +53,7 @@ class Autoencode(CardGame):
         suit, remaining = deal(key, full_deck(self.num_decks, "suits"))
         shown = jnp.zeros((self.num_cards,), jnp.int32).at[0].set(suit)
         state = EnvState(shown=shown, remaining=remaining, time=jnp.int32(0))
-        return value_observation(1, suit), state
+        return self.observe(1, suit), state
 
     def step_env(self, key, state: EnvState, action, params: EnvParams):
         n = self.num_cards
@@ -67,12 +67,12 @@ class Autoencode(CardGame):
         reward = jnp.where(action == state.shown[asked], 1.0 / n, -1.0 / n)
         reward = jnp.where(watching, 0.0, reward).astype(jnp.float32)
         terminated = state.time == 2 * n - 2
-        obs = jnp.where(watching, value_observation(still_watching, suit), value_observation(0, 0))
+        obs = self.observe(jnp.where(watching, still_watching, 0), jnp.where(watching, suit, 0))
         state = EnvState(shown=shown, remaining=remaining, time=state.time + 1)
         return obs, state, reward, terminated, {}
 
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
         return spaces.Discrete(4)
 
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return spaces.Box(jnp.zeros(2), jnp.array([1.0, 3.0]), (2,), jnp.float32)
+    def value_counts(self) -> tuple[int, ...]:
+        return (2, 4)

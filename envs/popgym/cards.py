@@ -21,6 +21,8 @@ over the steps of the current episode.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -88,14 +90,57 @@ def fisher_yates_swap(key: jax.Array, deck: jax.Array, position: jax.Array) -> j
     return deck.at[position].set(b).at[other].set(a)
 
 
-def value_observation(*values: jax.Array) -> jax.Array:
-    """Card values (integer scalars) as a float32 observation ``[len(values)]``."""
-    return jnp.stack([jnp.asarray(v) for v in values]).astype(jnp.float32)
+def card_observation(values: jax.Array, counts: tuple[int, ...], one_hot: bool) -> jax.Array:
+    """Card values ``[n]`` (integers, entry i in ``[0, counts[i])``) as a float32 observation.
+
+    Without ``one_hot`` the values themselves, ``[n]``: POPGym's ``Discrete`` /
+    ``MultiDiscrete`` value held as a float. With it, each entry one-hot over its
+    ``counts[i]`` values and the blocks concatenated, ``[sum(counts)]``: how
+    POPGym's RLlib baselines and popjaxrl present them to a network.
+    """
+    values = jnp.asarray(values, jnp.int32).reshape(len(counts))
+    if not one_hot:
+        return values.astype(jnp.float32)
+    if len(set(counts)) == 1:
+        return jax.nn.one_hot(values, counts[0], dtype=jnp.float32).reshape(-1)
+    return jnp.concatenate([jax.nn.one_hot(v, n, dtype=jnp.float32) for v, n in zip(values, counts)])
 
 
-def value_space(num_values: int, size: int) -> spaces.Box:
-    """Observation space of ``size`` card values, each an integer in ``[0, num_values)`` held as float32."""
-    return spaces.Box(0.0, float(num_values - 1), (size,), jnp.float32)
+def card_observation_space(counts: tuple[int, ...], one_hot: bool) -> spaces.Box:
+    """The Box holding :func:`card_observation`'s observations for these ``counts``."""
+    if one_hot:
+        return spaces.Box(0.0, 1.0, (sum(counts),), jnp.float32)
+    return spaces.Box(jnp.zeros(len(counts)), jnp.asarray(counts, jnp.float32) - 1.0, (len(counts),), jnp.float32)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` if it is a bool, else a ValueError naming ``name``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    return value
+
+
+class CardObservations:
+    """Observations of card values, as the values or one-hot (``one_hot``), for the card games.
+
+    A game sets ``self.one_hot`` in its constructor, says in :meth:`value_counts`
+    how many values each entry of its observation takes, and builds
+    observations with :meth:`observe`; :meth:`observation_space` follows.
+    """
+
+    one_hot: bool = False
+
+    def value_counts(self) -> tuple[int, ...]:
+        """Number of values of each observation entry (the sizes of POPGym's observation space)."""
+        raise NotImplementedError
+
+    def observe(self, *values: jax.Array) -> jax.Array:
+        """The observation showing ``values`` (integer scalars, or one integer array of all entries)."""
+        stacked = values[0] if len(values) == 1 and jnp.ndim(values[0]) == 1 else jnp.stack(values)
+        return card_observation(stacked, self.value_counts(), self.one_hot)
+
+    def observation_space(self, params: Any = None) -> spaces.Box:
+        return card_observation_space(self.value_counts(), self.one_hot)
 
 
 @struct.dataclass
@@ -103,17 +148,19 @@ class CardGameParams:
     max_steps_in_episode: int = 51  # time limit; a game's default_params set it to the game's length
 
 
-class CardGame(environment.Environment):
+class CardGame(CardObservations, environment.Environment):
     """A POPGym game over ``num_decks`` decks that ends when the deck runs out, after ``episode_length`` steps.
 
     That end is a termination. ``default_params.max_steps_in_episode`` is the
     game's length, so by default no episode is truncated, as in POPGym. A
     smaller ``max_steps_in_episode`` acts as a time limit and truncates
     episodes there. A game whose length is not ``num_cards - 1`` (one step per
-    card dealt after the first) overrides :meth:`game_length`.
+    card dealt after the first) overrides :meth:`game_length`. ``one_hot`` picks
+    how card values are observed (:func:`card_observation`).
     """
 
-    def __init__(self, num_decks: int = 1):
+    def __init__(self, num_decks: int = 1, one_hot: bool = False):
+        self.one_hot = check_flag("one_hot", one_hot)
         self.num_decks = num_decks
         self.num_cards = deck_size(num_decks)
         self.episode_length = self.game_length(self.num_cards)

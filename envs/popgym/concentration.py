@@ -13,7 +13,7 @@ Returns lie in [-1, 1].
 Observation ``[N]`` float32, POPGym's ``MultiDiscrete([F + 1] * N)``: the
 value of each face-up card and of the cards flipped this turn (shown for the
 step that flips them), ``F`` (the number of values: 2 or 13) for a face-down
-card. Action ``Discrete(N)``: the position to flip. The agent needs its
+card; with ``one_hot=True`` ``[N (F + 1)]``, each position one-hot. Action ``Discrete(N)``: the position to flip. The agent needs its
 previous action to make sense of an observation (``obs_requires_prev_action``).
 """
 
@@ -28,11 +28,12 @@ from flax import struct
 from gymnax.environments import spaces
 
 from mnemax.envs.popgym.cards import (
+    CardObservations,
     attribute_values,
+    check_flag,
     deck_size,
     fisher_yates_swap,
     shuffled_layout,
-    value_space,
 )
 from mnemax.envs.popgym.prepared_reset import PreparedResetEnvironment
 
@@ -59,7 +60,7 @@ class EnvParams:
     max_steps_in_episode: int = 104  # L, the step limit
 
 
-class Concentration(PreparedResetEnvironment):
+class Concentration(CardObservations, PreparedResetEnvironment):
     """Concentration on ``num_decks`` decks, matching ``deck_type`` ("colors" or "ranks").
 
     The next episode's layout is shuffled during the current one, one
@@ -71,7 +72,8 @@ class Concentration(PreparedResetEnvironment):
 
     obs_requires_prev_action = True
 
-    def __init__(self, num_decks: int = 1, deck_type: str = "ranks"):
+    def __init__(self, num_decks: int = 1, deck_type: str = "ranks", one_hot: bool = False):
+        self.one_hot = check_flag("one_hot", one_hot)
         self.num_decks = num_decks
         self.num_cards = deck_size(num_decks)
         self.deck_type = deck_type
@@ -127,10 +129,10 @@ class Concentration(PreparedResetEnvironment):
     def get_obs(self, state: EnvState, shown: jax.Array | None = None, params=None, key=None) -> jax.Array:
         """Values of face-up and ``shown[N]`` cards, ``num_values`` elsewhere: ``[N]`` float32."""
         visible = state.face_up if shown is None else state.face_up | shown
-        return jnp.where(visible, state.layout, self.num_values).astype(jnp.float32)
+        return self.observe(jnp.where(visible, state.layout, self.num_values))
 
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
         return spaces.Discrete(self.num_cards)
 
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return value_space(self.num_values + 1, self.num_cards)
+    def value_counts(self) -> tuple[int, ...]:
+        return (self.num_values + 1,) * self.num_cards

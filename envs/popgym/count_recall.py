@@ -12,7 +12,8 @@ POPGym's ``error_clamp`` argument is not used by its reward, so it is not
 taken here.
 
 Observation ``[2]`` float32, POPGym's ``MultiDiscrete([K, K])`` in order:
-``[dealt value, queried value]``, each in ``[0, K)`` with K = 2, 4 or 13.
+``[dealt value, queried value]``, each in ``[0, K)`` with K = 2, 4 or 13;
+with ``one_hot=True`` ``[2K]``, the two values one-hot.
 Action ``Discrete(N / K + 1)``: a count.
 """
 
@@ -31,8 +32,6 @@ from mnemax.envs.popgym.cards import (
     attribute_values,
     deal,
     full_deck,
-    value_observation,
-    value_space,
 )
 
 DIFFICULTIES: dict[str, dict[str, Any]] = {
@@ -56,8 +55,8 @@ EnvParams = CardGameParams
 class CountRecall(CardGame):
     """Count cards of a queried value; ``num_decks`` decks, cards told apart by ``deck_type``."""
 
-    def __init__(self, num_decks: int = 1, deck_type: str = "colors"):
-        super().__init__(num_decks)
+    def __init__(self, num_decks: int = 1, deck_type: str = "colors", one_hot: bool = False):
+        super().__init__(num_decks, one_hot)
         self.deck_type = deck_type
         self.num_values = attribute_values(deck_type)
         self.max_count = self.num_cards // self.num_values
@@ -76,7 +75,7 @@ class CountRecall(CardGame):
         fresh = full_deck(self.num_decks, self.deck_type)
         value, query, values_left, queries_left = self._deal_pair(key, fresh, fresh)
         state = EnvState(query=query, values_left=values_left, queries_left=queries_left, time=jnp.int32(0))
-        return value_observation(value, query), state
+        return self.observe(value, query), state
 
     def step_env(self, key, state: EnvState, action, params: EnvParams):
         answer = self.seen(state)[state.query]
@@ -85,10 +84,10 @@ class CountRecall(CardGame):
         value, query, values_left, queries_left = self._deal_pair(key, state.values_left, state.queries_left)
         terminated = values_left.sum() == 0
         state = EnvState(query=query, values_left=values_left, queries_left=queries_left, time=state.time + 1)
-        return value_observation(value, query), state, reward, terminated, {}
+        return self.observe(value, query), state, reward, terminated, {}
 
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
         return spaces.Discrete(self.max_count + 1)
 
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return value_space(self.num_values, 2)
+    def value_counts(self) -> tuple[int, ...]:
+        return (self.num_values, self.num_values)

@@ -9,7 +9,7 @@ Because ties score 0 and the scale is ``1 / N``, the best return of a deck is
 (number of unequal neighbours) / N, a little below 1. Counting cards helps.
 
 Observation ``[1]`` float32: the rank (0 = ace, ..., 12 = king) on the table
-(POPGym's ``Discrete(13)`` value). Action ``Discrete(2)``: 0 higher, 1 lower.
+(POPGym's ``Discrete(13)`` value); with ``one_hot=True`` ``[13]``. Action ``Discrete(2)``: 0 higher, 1 lower.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from mnemax.envs.popgym.cards import CardGame, CardGameParams, deal, full_deck, value_observation, value_space
+from mnemax.envs.popgym.cards import CardGame, CardGameParams, deal, full_deck
 
 DIFFICULTIES: dict[str, dict[str, Any]] = {
     "Easy": {"num_decks": 1},
@@ -49,7 +49,7 @@ class HigherLower(CardGame):
         rank, remaining = deal(key_rank, full_deck(self.num_decks, "ranks"))
         next_rank, remaining = deal(key_next, remaining)
         state = EnvState(rank=rank, next_rank=next_rank, remaining=remaining, time=jnp.int32(0))
-        return value_observation(rank), state
+        return self.observe(rank), state
 
     def step_env(self, key, state: EnvState, action, params: EnvParams):
         guessed_higher = action == 0
@@ -59,10 +59,10 @@ class HigherLower(CardGame):
         terminated = state.time == self.num_cards - 2
         following, remaining = deal(key, state.remaining)
         state = EnvState(rank=state.next_rank, next_rank=following, remaining=remaining, time=state.time + 1)
-        return value_observation(state.rank), state, reward, terminated, {}
+        return self.observe(state.rank), state, reward, terminated, {}
 
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
         return spaces.Discrete(2)
 
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return value_space(13, 1)
+    def value_counts(self) -> tuple[int, ...]:
+        return (13,)

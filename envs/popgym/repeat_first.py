@@ -6,7 +6,8 @@ suit of the first card it saw. Episodes deal the whole deck: ``52 * num_decks
 [-1, 1]. The episode terminates when the deck runs out.
 
 Observation ``[1]`` float32: the suit (0-3) of the card just dealt (POPGym's
-``Discrete(4)`` value). Action ``Discrete(4)``: a suit.
+``Discrete(4)`` value); with ``one_hot=True`` ``[4]``, the suit one-hot.
+Action ``Discrete(4)``: a suit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from mnemax.envs.popgym.cards import CardGame, CardGameParams, deal, full_deck, value_observation, value_space
+from mnemax.envs.popgym.cards import CardGame, CardGameParams, deal, full_deck
 
 DIFFICULTIES: dict[str, dict[str, Any]] = {
     "Easy": {"num_decks": 1},
@@ -43,7 +44,7 @@ class RepeatFirst(CardGame):
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         suit, remaining = deal(key, full_deck(self.num_decks, "suits"))
         state = EnvState(first_suit=suit, remaining=remaining, time=jnp.int32(0))
-        return value_observation(suit), state
+        return self.observe(suit), state
 
     def step_env(self, key, state: EnvState, action, params: EnvParams):
         scale = 1.0 / (self.num_cards - 1)
@@ -51,10 +52,10 @@ class RepeatFirst(CardGame):
         suit, remaining = deal(key, state.remaining)
         terminated = remaining.sum() == 0
         state = state.replace(remaining=remaining, time=state.time + 1)
-        return value_observation(suit), state, reward, terminated, {}
+        return self.observe(suit), state, reward, terminated, {}
 
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
         return spaces.Discrete(4)
 
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return value_space(4, 1)
+    def value_counts(self) -> tuple[int, ...]:
+        return (4,)

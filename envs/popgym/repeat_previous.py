@@ -8,7 +8,8 @@ lie in [-1, 1]. The episode terminates when the deck runs out, after
 ``52 * num_decks - 1`` steps.
 
 Observation ``[1]`` float32: the suit (0-3) of the card just dealt (POPGym's
-``Discrete(4)`` value). Action ``Discrete(4)``: a suit.
+``Discrete(4)`` value); with ``one_hot=True`` ``[4]``, the suit one-hot (see
+``cards.card_observation``). Action ``Discrete(4)``: a suit.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from flax import struct
 from gymnax.environments import spaces
 
 from mnemax.envs.popgym.arguments import positive_int
-from mnemax.envs.popgym.cards import CardGame, CardGameParams, deal, full_deck, value_observation, value_space
+from mnemax.envs.popgym.cards import CardGame, CardGameParams, deal, full_deck
 
 DIFFICULTIES: dict[str, dict[str, Any]] = {
     "Easy": {"num_decks": 1, "k": 4},
@@ -43,8 +44,8 @@ EnvParams = CardGameParams
 class RepeatPrevious(CardGame):
     """Repeat the suit seen ``k`` steps ago; ``num_decks`` decks set the episode length."""
 
-    def __init__(self, num_decks: int = 1, k: int = 4):
-        super().__init__(num_decks)
+    def __init__(self, num_decks: int = 1, k: int = 4, one_hot: bool = False):
+        super().__init__(num_decks, one_hot)
         if positive_int("k", k) >= self.num_cards:
             raise ValueError(f"k must be an integer in [1, {self.num_cards - 1}] for {num_decks} deck(s), got {k!r}.")
         self.k = k
@@ -52,7 +53,7 @@ class RepeatPrevious(CardGame):
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         suit, remaining = deal(key, full_deck(self.num_decks, "suits"))
         recent = jnp.zeros((self.k,), jnp.int32).at[0].set(suit)
-        return value_observation(suit), EnvState(recent=recent, remaining=remaining, time=jnp.int32(0))
+        return self.observe(suit), EnvState(recent=recent, remaining=remaining, time=jnp.int32(0))
 
     def step_env(self, key, state: EnvState, action, params: EnvParams):
         # The answer is card `time + 1 - k`; the new card `time + 1` takes its slot.
@@ -65,10 +66,10 @@ class RepeatPrevious(CardGame):
         terminated = remaining.sum() == 0
         recent = jnp.where(jnp.arange(self.k) == slot, suit, state.recent)
         state = EnvState(recent=recent, remaining=remaining, time=state.time + 1)
-        return value_observation(suit), state, reward, terminated, {}
+        return self.observe(suit), state, reward, terminated, {}
 
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
         return spaces.Discrete(4)
 
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return value_space(4, 1)
+    def value_counts(self) -> tuple[int, ...]:
+        return (4,)
