@@ -25,6 +25,7 @@ from flax import struct
 
 from mnemax.envs import FlattenObservation
 from mnemax.envs import make as make_env
+from mnemax.envs.popgym.cards import CardObservations
 
 
 class DreamerStep(NamedTuple):
@@ -86,8 +87,18 @@ class DelayedReset:
 
 
 def make_dreamer_env(name: str, **kwargs: Any) -> tuple[Any, Any]:
-    """``mnemax.envs.make(name, **kwargs)`` with observations flattened to vectors, unless they are images ``[H, W, C]``."""
+    """``mnemax.envs.make(name, **kwargs)`` with observations flattened to vectors, unless they are images ``[H, W, C]``.
+
+    POPGym's card games are built with ``one_hot=True`` unless ``kwargs`` says
+    otherwise: their observations are discrete card values, which DreamerV3
+    one-hot encodes. Held as one float (0-3 for a suit), the decoder's symlog
+    error between neighbouring values is so small that the posterior stops
+    telling them apart to save KL, and no memory can recover the card later
+    (docs/WORLDMODELS.md, "RepeatPreviousEasy").
+    """
     env, params = make_env(name, **kwargs)
+    if isinstance(env, CardObservations) and "one_hot" not in kwargs:
+        env, params = make_env(name, **kwargs, one_hot=True)
     shape = jax.eval_shape(env.reset, jax.random.key(0), params)[0].shape
     if len(shape) != 3:
         env = FlattenObservation(env)

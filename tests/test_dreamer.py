@@ -127,6 +127,14 @@ def test_delayed_reset_keeps_uint8_frames_for_the_world_model_to_scale():
         assert step.obs.dtype == jnp.uint8 and state.next_obs.dtype == jnp.uint8
 
 
+def test_card_games_reach_the_world_model_one_hot_unless_asked_otherwise():
+    env, params = make_dreamer_env("popgym/RepeatPreviousEasy")
+    obs, _ = env.reset(jax.random.key(0), params)
+    assert obs.shape == (4,) and float(obs.sum()) == 1.0 and set(np.unique(np.asarray(obs))) == {0.0, 1.0}
+    env, params = make_dreamer_env("popgym/RepeatPreviousEasy", one_hot=False)
+    assert env.reset(jax.random.key(0), params)[0].shape == (1,)
+
+
 @pytest.fixture(scope="module")
 def cartpole_run():
     """Two seeds (the same key, so they must agree) of 4 vmapped updates on CartPole-v1."""
