@@ -2,8 +2,9 @@
 
 Budgets: CartPole-v1 within 100k env steps (the issue's target: mean return
 >= 400); popgym/RepeatPreviousEasy with an S5 world model within 200k env steps
-(target: mean return > 0.9). Both use a small model (GRU/S5 of 128, 8 x 8
-latents, MLPs of 2 x 128) on one seed. CartPole trains at 64 replayed steps
+(target: mean return > 0.9; trained at train ratio 64, model lr 1e-3 on
+64-step windows, with one-hot cards). Both use a small model (GRU/S5 of 128,
+8 x 8 latents, MLPs of 2 x 128) on one seed. CartPole trains at 64 replayed steps
 per env step: at DreamerV3's default of 32 the same agent reached 341 at 100k
 steps (still climbing), at 64 it holds about 500 from 65k steps on.
 """
@@ -52,5 +53,9 @@ def test_dreamer_solves_cartpole_within_100k_steps():
 @pytest.mark.slow
 def test_dreamer_with_s5_solves_repeat_previous_easy_within_200k_steps():
     backbone = BackboneSpec("s5", 128, (("num_layers", 2), ("state_size", 64)))
-    config = DreamerConfig(total_steps=200_000, backbone=backbone, **SMALL)
+    # The world model alone leaves its reward plateau after 5.5k-7k updates at lr 1e-3 on 64-step windows
+    # (docs/WORLDMODELS.md); train ratio 64 gives it 12.5k updates within the budget. Cards are one-hot
+    # (make_dreamer_env's default for card games).
+    options = {**SMALL, "train_ratio": 64, "sequence_length": 64, "model_lr": 1e-3}
+    config = DreamerConfig(total_steps=200_000, backbone=backbone, **options)
     assert final_return("popgym/RepeatPreviousEasy", config, last_updates=50) > 0.9
