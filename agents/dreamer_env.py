@@ -91,10 +91,11 @@ def make_dreamer_env(name: str, **kwargs: Any) -> tuple[Any, Any]:
 
     POPGym's card games are built with ``one_hot=True`` unless ``kwargs`` says
     otherwise: their observations are discrete card values, which DreamerV3
-    one-hot encodes. Held as one float (0-3 for a suit), the decoder's symlog
-    error between neighbouring values is so small that the posterior stops
-    telling them apart to save KL, and no memory can recover the card later
-    (docs/WORLDMODELS.md, "RepeatPreviousEasy").
+    one-hot encodes. Held as one float (0-3 for a suit), neighbouring values
+    cost the decoder little to confuse, and an S5 world model on
+    RepeatPreviousEasy kept only about one bit of each earlier card and never
+    learned the reward; one-hot, it does (docs/WORLDMODELS.md,
+    "RepeatPreviousEasy: observe the cards one-hot").
     """
     env, params = make_env(name, **kwargs)
     if isinstance(env, CardObservations) and "one_hot" not in kwargs:
