@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from mnemax.envs.popgym.arguments import positive_int
+from mnemax.envs.popgym.arguments import check_flag, positive_int
 
 CARDS_PER_DECK = 52
 ATTRIBUTE_VALUES: dict[str, int] = {"colors": 2, "suits": 4, "ranks": 13}
@@ -113,13 +113,6 @@ def card_observation_space(counts: tuple[int, ...], one_hot: bool) -> spaces.Box
     return spaces.Box(jnp.zeros(len(counts)), jnp.asarray(counts, jnp.float32) - 1.0, (len(counts),), jnp.float32)
 
 
-def check_flag(name: str, value: Any) -> bool:
-    """``value`` if it is a bool, else a ValueError naming ``name``."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}.")
-    return value
-
-
 class CardObservations:
     """Observations of card values, as the values or one-hot (``one_hot``), for the card games.
 
@@ -136,8 +129,7 @@ class CardObservations:
 
     def observe(self, *values: jax.Array) -> jax.Array:
         """The observation showing ``values`` (integer scalars, or one integer array of all entries)."""
-        stacked = values[0] if len(values) == 1 and jnp.ndim(values[0]) == 1 else jnp.stack(values)
-        return card_observation(stacked, self.value_counts(), self.one_hot)
+        return card_observation(jnp.stack(values), self.value_counts(), self.one_hot)
 
     def observation_space(self, params: Any = None) -> spaces.Box:
         return card_observation_space(self.value_counts(), self.one_hot)

@@ -30,11 +30,11 @@ from gymnax.environments import spaces
 from mnemax.envs.popgym.cards import (
     CardObservations,
     attribute_values,
-    check_flag,
     deck_size,
     fisher_yates_swap,
     shuffled_layout,
 )
+from mnemax.envs.popgym.arguments import check_flag
 from mnemax.envs.popgym.prepared_reset import PreparedResetEnvironment
 
 DIFFICULTIES: dict[str, dict[str, Any]] = {
