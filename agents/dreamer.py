@@ -106,6 +106,7 @@ class DreamerConfig:
     dyn_scale: float = 0.5
     rep_scale: float = 0.1
     free_nats: float = 1.0
+    reward_scale: float = 1.0
     num_bins: int = 255
     horizon: int = 15
     gamma: float = 1.0 - 1.0 / 333.0
@@ -135,6 +136,7 @@ class DreamerConfig:
             dyn_scale=self.dyn_scale,
             rep_scale=self.rep_scale,
             free_nats=self.free_nats,
+            reward_scale=self.reward_scale,
         )
 
     @property

@@ -222,6 +222,28 @@ def test_bad_inputs_get_one_clear_sentence():
         build_model(tiny_config("gru"), (30, 30, 3), 2)
     with pytest.raises(ValueError, match="vector observations"):
         build_model(tiny_config("gru"), (3, 4), 2)
+    with pytest.raises(ValueError, match="reward_scale"):
+        build_model(tiny_config("gru", reward_scale=-1.0), (OBS,), ACTIONS)
+
+
+@pytest.mark.parametrize("scale", [0.0, 2.5, 10.0])
+def test_reward_scale_weights_only_the_reward_term(scale):
+    """``reward_scale`` (DreamerV3's ``loss_scales.reward``) multiplies the reward head's loss and nothing else."""
+    _, params = tiny_model("gru")
+    obs, actions, resets = sequence()
+    rewards = jax.random.normal(jax.random.key(3), (T, B)) * 0.1
+    batch = SequenceBatch(obs, actions, rewards, jnp.ones((T, B)), resets)
+    loss = _loss_with_reward_scale(1.0, params, batch)
+    scaled = _loss_with_reward_scale(scale, params, batch)
+    np.testing.assert_allclose(scaled[1], loss[1], rtol=1e-6)  # the reward loss itself is unchanged
+    np.testing.assert_allclose(scaled[0] - loss[0], (scale - 1.0) * loss[1], rtol=1e-4, atol=1e-4)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _loss_with_reward_scale(scale, params, batch):
+    model = build_model(tiny_config("gru", reward_scale=scale), (OBS,), ACTIONS)
+    loss, (metrics, _, _) = world_model_loss(model, params, initial_carry(model, B), batch, jax.random.key(2))
+    return loss, metrics["reward_loss"]
     with pytest.raises(ValueError, match="latent_classes"):
         build_model(tiny_config("gru", latent_classes=1), (3,), 2)
 

@@ -79,13 +79,13 @@ def world_model_loss(
 ) -> tuple[jax.Array, tuple[dict[str, jax.Array], ModelCarry, Observation]]:
     """Total loss (a scalar) and ``(metrics, final carry, observation [T, B])`` for one batch of sequences.
 
-    ``loss = mean_t [obs + reward + continue + dyn_scale * dyn + rep_scale * rep]``.
+    ``loss = mean_t [obs + reward_scale * reward + continue + dyn_scale * dyn + rep_scale * rep]``.
     """
     config = model.config
     final_carry, observation = observe(model, params, carry, batch.obs, batch.prev_actions, batch.resets, key)
     terms = prediction_losses(model, params, observation, batch)
     dynamics, representation = kl_balance(observation.posterior_logits, observation.prior_logits, config.free_nats)
-    total = terms["observation"] + terms["reward"] + terms["continue"]
+    total = terms["observation"] + config.reward_scale * terms["reward"] + terms["continue"]
     total = total + config.dyn_scale * dynamics + config.rep_scale * representation
     raw_kl = categorical_kl(observation.posterior_logits, observation.prior_logits)
     metrics = {

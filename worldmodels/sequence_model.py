@@ -50,6 +50,7 @@ class WorldModelConfig:
         observation then runs step by step.
       num_bins: two-hot bins of the reward head.
       dyn_scale, rep_scale, free_nats: KL balancing (DreamerV3 2023: 0.5, 0.1, 1.0).
+      reward_scale: weight of the reward head's loss (DreamerV3's ``loss_scales.reward``, 1.0).
       cnn_depth, cnn_stages: CNN encoder/decoder for image observations ``[H, W, C]``.
     """
 
@@ -64,6 +65,7 @@ class WorldModelConfig:
     dyn_scale: float = 0.5
     rep_scale: float = 0.1
     free_nats: float = 1.0
+    reward_scale: float = 1.0
     cnn_depth: int = 16
     cnn_stages: int = 2
 
@@ -89,8 +91,8 @@ class WorldModelConfig:
             raise ValueError(f"unimix is a mixing weight in [0, 1), got {self.unimix}.")
         if self.num_bins < 2:
             raise ValueError(f"The reward head needs at least 2 two-hot bins, got num_bins={self.num_bins}.")
-        if min(self.dyn_scale, self.rep_scale, self.free_nats) < 0:
-            raise ValueError("dyn_scale, rep_scale and free_nats must be non-negative.")
+        if min(self.dyn_scale, self.rep_scale, self.free_nats, self.reward_scale) < 0:
+            raise ValueError("dyn_scale, rep_scale, free_nats and reward_scale must be non-negative.")
 
 
 class ModelCarry(NamedTuple):
