@@ -224,6 +224,8 @@ def test_bad_inputs_get_one_clear_sentence():
         build_model(tiny_config("gru"), (3, 4), 2)
     with pytest.raises(ValueError, match="reward_scale"):
         build_model(tiny_config("gru", reward_scale=-1.0), (OBS,), ACTIONS)
+    with pytest.raises(ValueError, match="latent_classes"):
+        build_model(tiny_config("gru", latent_classes=1), (3,), 2)
 
 
 @pytest.mark.parametrize("scale", [0.0, 2.5, 10.0])
@@ -244,8 +246,6 @@ def _loss_with_reward_scale(scale, params, batch):
     model = build_model(tiny_config("gru", reward_scale=scale), (OBS,), ACTIONS)
     loss, (metrics, _, _) = world_model_loss(model, params, initial_carry(model, B), batch, jax.random.key(2))
     return loss, metrics["reward_loss"]
-    with pytest.raises(ValueError, match="latent_classes"):
-        build_model(tiny_config("gru", latent_classes=1), (3,), 2)
 
 
 def test_image_observations_use_the_cnn():

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
+from mnemax.envs.popgym.arguments import check_flag
 from mnemax.envs.popgym.cards import (
     CardObservations,
     attribute_values,
@@ -34,7 +35,6 @@ from mnemax.envs.popgym.cards import (
     fisher_yates_swap,
     shuffled_layout,
 )
-from mnemax.envs.popgym.arguments import check_flag
 from mnemax.envs.popgym.prepared_reset import PreparedResetEnvironment
 
 DIFFICULTIES: dict[str, dict[str, Any]] = {
