@@ -86,6 +86,10 @@ class DreamerConfig:
       replay_capacity: steps the replay holds over all envs (oldest overwritten).
       train_start: env steps per env collected before training starts (at least ``sequence_length``).
       backbone: the world model's sequence core; ``None`` means GRU(256).
+      twohot_limit: half-width in symlog space of the two-hot bins of the reward head and the critic
+        (DreamerV3: 20). With rewards far below one bin's width (0.16 by default), e.g. the +-1/48 of
+        popgym's card games, right and wrong guesses differ by little in the reward loss; a limit of 1
+        (rewards and values up to +-1.7) separates them.
     """
 
     total_steps: int = 100_000
@@ -108,6 +112,7 @@ class DreamerConfig:
     free_nats: float = 1.0
     reward_scale: float = 1.0
     num_bins: int = 255
+    twohot_limit: float = 20.0
     horizon: int = 15
     gamma: float = 1.0 - 1.0 / 333.0
     lam: float = 0.95
@@ -133,6 +138,7 @@ class DreamerConfig:
             unimix=self.unimix,
             classic_posterior=self.classic_posterior,
             num_bins=self.num_bins,
+            twohot_limit=self.twohot_limit,
             dyn_scale=self.dyn_scale,
             rep_scale=self.rep_scale,
             free_nats=self.free_nats,
@@ -354,7 +360,7 @@ def make_trainer(config: DreamerConfig, env: Any, env_params: Any) -> Trainer:
         return optax.apply_updates(params, updates), opt_state, {**metrics, "model_grad_norm": optax.tree.norm(grads)}
 
     def critic_value(critic_params: Any, features: jax.Array) -> jax.Array:
-        return twohot_mean(critic.apply(critic_params, features))
+        return twohot_mean(critic.apply(critic_params, features), config.twohot_limit)
 
     def actor_critic_step(state: DreamerState, params: Params, batch: SequenceBatch, key: jax.Array):
         """Imagine from every posterior state of ``batch`` and update actor, critic and slow critic."""
@@ -369,7 +375,7 @@ def make_trainer(config: DreamerConfig, env: Any, env_params: Any) -> Trainer:
         states = jax.lax.stop_gradient(states)
         features = states.features()  # [H + 1, N, F]
         predicted = heads(model, params.model, jax.tree.map(lambda x: x[1:], states))
-        rewards = twohot_mean(predicted.reward_logits)  # [H, N]
+        rewards = twohot_mean(predicted.reward_logits, config.twohot_limit)  # [H, N]
         discounts = config.gamma * jax.nn.sigmoid(predicted.continue_logits)
         target_values = critic_value(params.slow_critic, features)  # [H + 1, N]
         returns = lambda_returns(rewards, discounts, target_values, config.lam)  # [H, N]
@@ -389,7 +395,7 @@ def make_trainer(config: DreamerConfig, env: Any, env_params: Any) -> Trainer:
 
         def critic_loss(critic_params):
             logits = critic.apply(critic_params, features[:-1])
-            loss = -jnp.mean(weights * twohot_log_prob(logits, jax.lax.stop_gradient(returns)))
+            loss = -jnp.mean(weights * twohot_log_prob(logits, jax.lax.stop_gradient(returns), config.twohot_limit))
             return loss, {"critic_loss": loss}
 
         actor_grads, actor_info = jax.grad(actor_loss, has_aux=True)(params.actor)

@@ -114,7 +114,7 @@ def probe(model, params, data: SequenceBatch, context: int, horizon: int, window
         out = imagine_after_context(model, params, batch, context, imagine_key)
         target = batch.obs[context:]
         error = jnp.sum(jnp.square(out.observation - symlog(target)), axis=-1)  # [H, N]
-        predicted = twohot_mean(out.reward_logits)
+        predicted = twohot_mean(out.reward_logits, model.config.twohot_limit)
         nearest = reward_values[jnp.argmin(jnp.abs(predicted[..., None] - reward_values), axis=-1)]
         correct = (jnp.abs(nearest - batch.rewards[context:]) < 1e-5).astype(jnp.float32)
         valid = jnp.cumprod(1.0 - batch.resets[context:].astype(jnp.float32), axis=0)

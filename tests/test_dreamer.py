@@ -190,6 +190,9 @@ def test_bad_config_gets_one_sentence():
         make_trainer(DreamerConfig(**{**TINY, "total_steps": 4}), env, params)
     with pytest.raises(TypeError, match="BackboneSpec"):
         make_trainer(DreamerConfig(**{**TINY, "backbone": "gru"}), env, params)
+    with pytest.raises(ValueError, match="twohot_limit"):
+        make_trainer(DreamerConfig(**{**TINY, "twohot_limit": -1.0}), env, params)
+    assert DreamerConfig(**{**TINY, "twohot_limit": 1.0}).world_model.twohot_limit == 1.0
 
 
 def run_values(tmp_path, **agent):

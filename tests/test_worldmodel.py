@@ -83,13 +83,29 @@ def test_symexp_inverts_symlog(x):
     np.testing.assert_allclose(symlog(symexp(symlog(jnp.asarray(x)))), symlog(jnp.asarray(x)), rtol=1e-5, atol=1e-5)
 
 
-@given(hnp.arrays(np.float32, (6,), elements=st.floats(-1e5, 1e5, width=32)), st.sampled_from([15, 41, 255]))
-def test_twohot_decode_inverts_encode(x, num_bins):
-    weights = twohot(jnp.asarray(x), num_bins)
+@given(
+    hnp.arrays(np.float32, (6,), elements=st.floats(-1e5, 1e5, width=32)),
+    st.sampled_from([15, 41, 255]),
+    st.sampled_from([0.5, 1.0, 20.0]),
+)
+def test_twohot_decode_inverts_encode(x, num_bins, limit):
+    """Inside the bins' span ``[-symexp(limit), symexp(limit)]`` decoding is exact; beyond it values clip to the ends."""
+    weights = twohot(jnp.asarray(x), num_bins, limit)
     assert weights.shape == (6, num_bins)
     np.testing.assert_allclose(jnp.sum(weights, -1), 1.0, atol=1e-5)
     assert bool(jnp.all(weights >= 0)) and bool(jnp.all(jnp.sum(weights > 0, -1) <= 2))
-    np.testing.assert_allclose(twohot_decode(weights), x, rtol=1e-3, atol=1e-3)
+    reach = float(np.expm1(limit))
+    np.testing.assert_allclose(twohot_decode(weights, limit), np.clip(x, -reach, reach), rtol=1e-3, atol=1e-3)
+
+
+def test_a_narrow_twohot_limit_separates_small_rewards():
+    """With DreamerV3's span, +-1/48 share their main bin; with a limit of 1 their two-hot codes are disjoint."""
+    small = jnp.array([1.0 / 48.0, -1.0 / 48.0])
+    wide, narrow = twohot(small, 255, 20.0), twohot(small, 255, 1.0)
+    assert float(jnp.sum(jnp.minimum(wide[0], wide[1]))) > 0.8
+    assert float(jnp.sum(jnp.minimum(narrow[0], narrow[1]))) == 0.0
+    with pytest.raises(ValueError, match="limit must be positive"):
+        twohot(small, 255, 0.0)
 
 
 def test_twohot_clips_beyond_the_bins_and_log_prob_peaks_at_the_target():
@@ -224,6 +240,8 @@ def test_bad_inputs_get_one_clear_sentence():
         build_model(tiny_config("gru"), (3, 4), 2)
     with pytest.raises(ValueError, match="reward_scale"):
         build_model(tiny_config("gru", reward_scale=-1.0), (OBS,), ACTIONS)
+    with pytest.raises(ValueError, match="twohot_limit"):
+        build_model(tiny_config("gru", twohot_limit=0.0), (OBS,), ACTIONS)
     with pytest.raises(ValueError, match="latent_classes"):
         build_model(tiny_config("gru", latent_classes=1), (3,), 2)
 
@@ -246,6 +264,30 @@ def _loss_with_reward_scale(scale, params, batch):
     model = build_model(tiny_config("gru", reward_scale=scale), (OBS,), ACTIONS)
     loss, (metrics, _, _) = world_model_loss(model, params, initial_carry(model, B), batch, jax.random.key(2))
     return loss, metrics["reward_loss"]
+
+
+def test_twohot_limit_sets_the_bins_of_the_reward_loss():
+    """The reward term of the loss is the two-hot likelihood over the bins ``twohot_limit`` spans."""
+    _, params = tiny_model("gru")
+    noise = jax.random.split(jax.random.key(5), len(jax.tree.leaves(params)))
+    leaves = [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(jax.tree.leaves(params), noise)]
+    params = jax.tree.unflatten(jax.tree.structure(params), leaves)  # the zero-initialised reward head now has a say
+    obs, actions, resets = sequence()
+    rewards = jnp.where(jax.random.bernoulli(jax.random.key(3), 0.5, (T, B)), 1.0, -1.0) / 48.0
+    batch = SequenceBatch(obs, actions, rewards, jnp.ones((T, B)), resets)
+    losses = {}
+    for limit in (1.0, 20.0):
+        model = build_model(tiny_config("gru", twohot_limit=limit), (OBS,), ACTIONS)
+
+        @jax.jit
+        def evaluate(params):
+            _, (metrics, _, observation) = world_model_loss(model, params, initial_carry(model, B), batch, jax.random.key(2))
+            logits = heads(model, params, observation.state).reward_logits
+            return metrics["reward_loss"], -jnp.mean(twohot_log_prob(logits, rewards, limit))
+
+        losses[limit], expected = evaluate(params)
+        np.testing.assert_allclose(losses[limit], expected, rtol=1e-5)
+    assert abs(float(losses[1.0]) - float(losses[20.0])) > 1e-3
 
 
 def test_image_observations_use_the_cnn():

@@ -3,7 +3,10 @@
 * :func:`symlog` / :func:`symexp` (eq. 9): compress large magnitudes, keep small ones nearly linear.
 * Two-hot targets over ``num_bins`` bins equally spaced in symlog space (eq. 10-11):
   a scalar becomes weights on its two nearest bins, so a categorical head can
-  regress rewards and values of any scale.
+  regress rewards and values of any scale. The bins span ``[-limit, limit]``
+  (DreamerV3: 20); a narrower span resolves small rewards: with 255 bins over
+  ``[-20, 20]``, rewards of ``+-0.02`` both put 87% of their mass on the centre
+  bin, so a head that tells them apart gains only 0.07 nats per step.
 * Categorical latents ``[..., groups, classes]`` with a uniform mixture
   (``unimix``, 1%) so no class has probability zero, sampled as one-hot with
   straight-through gradients.
@@ -32,21 +35,23 @@ def symexp(x: jax.Array) -> jax.Array:
     return jnp.sign(x) * jnp.expm1(jnp.abs(x))
 
 
-def symlog_bins(num_bins: int = 255) -> jax.Array:
-    """``[num_bins]`` bin centres, equally spaced in symlog space over ``[-20, 20]``."""
+def symlog_bins(num_bins: int = 255, limit: float = SYMLOG_LIMIT) -> jax.Array:
+    """``[num_bins]`` bin centres, equally spaced in symlog space over ``[-limit, limit]``."""
     if num_bins < 2:
         raise ValueError(f"Two-hot encoding needs at least 2 bins, got num_bins={num_bins}.")
-    return jnp.linspace(-SYMLOG_LIMIT, SYMLOG_LIMIT, num_bins)
+    if not limit > 0:
+        raise ValueError(f"The two-hot bins span [-limit, limit] in symlog space; limit must be positive, got {limit}.")
+    return jnp.linspace(-limit, limit, num_bins)
 
 
-def twohot(x: jax.Array, num_bins: int = 255) -> jax.Array:
+def twohot(x: jax.Array, num_bins: int = 255, limit: float = SYMLOG_LIMIT) -> jax.Array:
     """Two-hot code of ``symlog(x)``: ``[...] -> [..., num_bins]`` weights summing to one.
 
     The two bins around ``symlog(x)`` get weights inversely proportional to
     their distance, so ``sum(weights * bins) == symlog(x)`` exactly (inside the
     bin range; values beyond it are clipped to the outer bins).
     """
-    bins = symlog_bins(num_bins)
+    bins = symlog_bins(num_bins, limit)
     y = jnp.clip(symlog(x), bins[0], bins[-1])
     upper = jnp.clip(jnp.searchsorted(bins, y, side="right"), 1, num_bins - 1)
     lower = upper - 1
@@ -58,20 +63,20 @@ def twohot(x: jax.Array, num_bins: int = 255) -> jax.Array:
     )
 
 
-def twohot_mean(logits: jax.Array) -> jax.Array:
+def twohot_mean(logits: jax.Array, limit: float = SYMLOG_LIMIT) -> jax.Array:
     """Decode a two-hot head ``[..., num_bins] -> [...]``: ``symexp`` of the expected bin under ``softmax(logits)``."""
-    bins = symlog_bins(logits.shape[-1])
+    bins = symlog_bins(logits.shape[-1], limit)
     return symexp(jnp.sum(jax.nn.softmax(logits, axis=-1) * bins, axis=-1))
 
 
-def twohot_decode(weights: jax.Array) -> jax.Array:
+def twohot_decode(weights: jax.Array, limit: float = SYMLOG_LIMIT) -> jax.Array:
     """Invert :func:`twohot`: ``[..., num_bins]`` weights -> ``[...]`` raw values."""
-    return symexp(jnp.sum(weights * symlog_bins(weights.shape[-1]), axis=-1))
+    return symexp(jnp.sum(weights * symlog_bins(weights.shape[-1], limit), axis=-1))
 
 
-def twohot_log_prob(logits: jax.Array, target: jax.Array) -> jax.Array:
+def twohot_log_prob(logits: jax.Array, target: jax.Array, limit: float = SYMLOG_LIMIT) -> jax.Array:
     """Log-likelihood ``sum(twohot(target) * log_softmax(logits))``: ``[..., bins], [...] -> [...]``."""
-    weights = jax.lax.stop_gradient(twohot(target, logits.shape[-1]))
+    weights = jax.lax.stop_gradient(twohot(target, logits.shape[-1], limit))
     return jnp.sum(weights * jax.nn.log_softmax(logits, axis=-1), axis=-1)
 
 

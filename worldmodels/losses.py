@@ -69,7 +69,7 @@ def prediction_losses(
     out = heads(model, params, observation.state)
     return {
         "observation": observation_loss(model, out.observation, batch.obs),
-        "reward": -twohot_log_prob(out.reward_logits, batch.rewards),
+        "reward": -twohot_log_prob(out.reward_logits, batch.rewards, model.config.twohot_limit),
         "continue": optax.sigmoid_binary_cross_entropy(out.continue_logits, batch.continues),
     }
 

@@ -49,6 +49,9 @@ class WorldModelConfig:
       classic_posterior: RSSM's ``q(z_t | h_t, x_t)`` instead of S4WM's ``q(z_t | x_t)``;
         observation then runs step by step.
       num_bins: two-hot bins of the reward head.
+      twohot_limit: the bins span ``[-twohot_limit, twohot_limit]`` in symlog space (DreamerV3: 20, i.e.
+        raw rewards up to about 5e8); narrow it for tasks whose rewards are small against one bin's width
+        (``2 * twohot_limit / (num_bins - 1)``, 0.16 by default).
       dyn_scale, rep_scale, free_nats: KL balancing (DreamerV3 2023: 0.5, 0.1, 1.0).
       reward_scale: weight of the reward head's loss (DreamerV3's ``loss_scales.reward``, 1.0).
       cnn_depth, cnn_stages: CNN encoder/decoder for image observations ``[H, W, C]``.
@@ -62,6 +65,7 @@ class WorldModelConfig:
     unimix: float = 0.01
     classic_posterior: bool = False
     num_bins: int = 255
+    twohot_limit: float = 20.0
     dyn_scale: float = 0.5
     rep_scale: float = 0.1
     free_nats: float = 1.0
@@ -91,6 +95,11 @@ class WorldModelConfig:
             raise ValueError(f"unimix is a mixing weight in [0, 1), got {self.unimix}.")
         if self.num_bins < 2:
             raise ValueError(f"The reward head needs at least 2 two-hot bins, got num_bins={self.num_bins}.")
+        if not self.twohot_limit > 0:
+            raise ValueError(
+                f"twohot_limit is the half-width of the two-hot bins in symlog space and must be positive, "
+                f"got {self.twohot_limit}; DreamerV3 uses 20."
+            )
         if min(self.dyn_scale, self.rep_scale, self.free_nats, self.reward_scale) < 0:
             raise ValueError("dyn_scale, rep_scale, free_nats and reward_scale must be non-negative.")
 
