@@ -57,17 +57,20 @@ from mnemax.worldmodels.sequence_model import (
     ModelCarry,
     WorldModelConfig,
     build_model,
+    carry_features,
     heads,
     imagine,
     init_params,
     initial_carry,
     observe,
     observe_stepwise,
+    output_features,
 )
 
 Metrics = dict[str, jax.Array]
 
 DEFAULT_BACKBONE = BackboneSpec("gru", 256)
+POLICY_INPUTS = ("output", "state", "full")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,12 @@ class DreamerConfig:
         (DreamerV3: 20). With rewards far below one bin's width (0.16 by default), e.g. the +-1/48 of
         popgym's card games, right and wrong guesses differ by little in the reward loss; a limit of 1
         (rewards and values up to +-1.7) separates them.
+      policy_inputs: what the actor and critic read. ``"output"`` (DreamerV3): ``[h_t, z_t]``;
+        ``"state"``: ``[s_t, z_t]`` with ``s_t`` the backbone's recurrent state (symlog of its real and
+        imaginary parts for the SSMs); ``"full"``: ``[h_t, s_t, z_t]``. An SSM's output ``h_t`` is trained
+        to serve the heads, whose reward at ``t`` concerns the action at ``t - 1``, so what the next action
+        needs may sit in ``s_t`` but not in ``h_t`` (R2I feeds its policy the SSM state). ``"state"`` and
+        ``"full"`` need a recurrent backbone (not ``transformer``).
     """
 
     total_steps: int = 100_000
@@ -113,6 +122,7 @@ class DreamerConfig:
     reward_scale: float = 1.0
     num_bins: int = 255
     twohot_limit: float = 20.0
+    policy_inputs: str = "output"
     horizon: int = 15
     gamma: float = 1.0 - 1.0 / 333.0
     lam: float = 0.95
@@ -185,6 +195,15 @@ class DreamerConfig:
             raise ValueError(f"gamma and lam must lie in [0, 1], got {self.gamma} and {self.lam}.")
         if self.backbone is not None and not isinstance(self.backbone, BackboneSpec):
             raise TypeError(f"DreamerConfig.backbone must be a mnemax.backbones.BackboneSpec or None, got {type(self.backbone).__name__}.")
+        if self.policy_inputs not in POLICY_INPUTS:
+            raise ValueError(
+                f"policy_inputs={self.policy_inputs!r} is not one of {', '.join(map(repr, POLICY_INPUTS))}."
+            )
+        if self.policy_inputs != "output" and self.world_model.backbone.name == "transformer":
+            raise ValueError(
+                f"policy_inputs={self.policy_inputs!r} feeds the policy the backbone's recurrent state, and the "
+                "transformer's carry is a KV cache; use policy_inputs='output' or a recurrent backbone."
+            )
         self.world_model.validate()
 
 
@@ -249,6 +268,15 @@ def _flatten_time(tree: Any) -> Any:
     return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), tree)
 
 
+def policy_features(policy_inputs: str) -> Callable[[LatentState, ModelCarry], jax.Array]:
+    """``features(state, carry) -> [N, F]``, what the actor and critic read (see :attr:`DreamerConfig.policy_inputs`)."""
+    if policy_inputs == "output":
+        return output_features
+    if policy_inputs == "state":
+        return lambda state, carry: jnp.concatenate([carry_features(carry), state.z], axis=-1)
+    return lambda state, carry: jnp.concatenate([state.h, carry_features(carry), state.z], axis=-1)
+
+
 def make_trainer(config: DreamerConfig, env: Any, env_params: Any) -> Trainer:
     """Build Dreamer's ``init(key) -> DreamerState`` and ``update(state) -> (state, metrics)`` for ``env``."""
     config.validate()
@@ -272,18 +300,18 @@ def make_trainer(config: DreamerConfig, env: Any, env_params: Any) -> Trainer:
     critic_opt = _optimizer(config.critic_lr, config.actor_critic_grad_clip, config.adam_eps)
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))
     step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    feature_size = config.world_model.feature_size
+    features_of = policy_features(config.policy_inputs)
 
     def env_action(action: jax.Array) -> jax.Array:
         if discrete:
             return action
         return low + (jnp.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
 
-    def policy(actor_params: Any) -> Callable[[LatentState, jax.Array], jax.Array]:
-        """``policy(state [N], key) -> world-model action input [N, A]``, sampled from the actor."""
+    def policy(actor_params: Any) -> Callable[[jax.Array, jax.Array], jax.Array]:
+        """``policy(features [N, F], key) -> world-model action input [N, A]``, sampled from the actor."""
 
-        def act(state: LatentState, key: jax.Array) -> jax.Array:
-            outputs = actor.apply(actor_params, jax.lax.stop_gradient(state.features()))
+        def act(features: jax.Array, key: jax.Array) -> jax.Array:
+            outputs = actor.apply(actor_params, jax.lax.stop_gradient(features))
             action = action_distribution(discrete, outputs, config.unimix).sample(seed=key)
             return action_input(discrete, action, action_size)
 
@@ -302,7 +330,8 @@ def make_trainer(config: DreamerConfig, env: Any, env_params: Any) -> Trainer:
     def init(key: jax.Array) -> DreamerState:
         model_key, actor_key, critic_key, reset_key, key = jax.random.split(key, 5)
         model_params = init_params(model, model_key)
-        dummy = jnp.zeros((1, feature_size))
+        carry = initial_carry(model, 1)
+        dummy = features_of(LatentState(jnp.zeros((1, model.config.backbone.features)), carry.latent), carry)
         actor_params = actor.init(actor_key, dummy)
         critic_params = critic.init(critic_key, dummy)
         params = Params(model_params, actor_params, critic_params, critic_params)
@@ -337,7 +366,7 @@ def make_trainer(config: DreamerConfig, env: Any, env_params: Any) -> Trainer:
             model, params.model, acting.carry, step.obs[None], prev_action[None], step.first[None], observe_key
         )
         state = jax.tree.map(lambda x: x[0], observation.state)
-        outputs = actor.apply(params.actor, state.features())
+        outputs = actor.apply(params.actor, features_of(state, carry))
         action = action_distribution(discrete, outputs, config.unimix).sample(seed=action_key)
         next_step, env_state = step_envs(jax.random.split(env_key, num_envs), acting.env_state, env_action(action), env_params)
         returns = acting.episode_return + next_step.reward
@@ -371,9 +400,11 @@ def make_trainer(config: DreamerConfig, env: Any, env_params: Any) -> Trainer:
         )
         starts = jax.lax.stop_gradient(_flatten_time(observation.state))
         carries = jax.lax.stop_gradient(_flatten_time(carries))
-        states, actions = imagine(model, params.model, carries, starts, policy(params.actor), config.horizon, imagine_key)
+        states, features, actions = imagine(
+            model, params.model, carries, starts, policy(params.actor), config.horizon, imagine_key, features_of
+        )
         states = jax.lax.stop_gradient(states)
-        features = states.features()  # [H + 1, N, F]
+        features = jax.lax.stop_gradient(features)  # [H + 1, N, F]
         predicted = heads(model, params.model, jax.tree.map(lambda x: x[1:], states))
         rewards = twohot_mean(predicted.reward_logits, config.twohot_limit)  # [H, N]
         discounts = config.gamma * jax.nn.sigmoid(predicted.continue_logits)

@@ -19,11 +19,13 @@ from mnemax.agents.actor_critic import (
     return_divisor,
     update_return_scale,
 )
-from mnemax.agents.dreamer import DreamerConfig, make_dreamer_env, make_trainer
+from mnemax.agents.dreamer import DreamerConfig, make_dreamer_env, make_trainer, policy_features
 from mnemax.agents.dreamer_env import DelayedReset
 from mnemax.backbones import BackboneSpec
 from mnemax.experiment.config import ConfigError, run_config_from_dict
 from mnemax.experiment.runner import run
+from mnemax.worldmodels.distributions import symlog
+from mnemax.worldmodels.sequence_model import LatentState, ModelCarry
 
 H, N = 5, 3
 
@@ -193,6 +195,35 @@ def test_bad_config_gets_one_sentence():
     with pytest.raises(ValueError, match="twohot_limit"):
         make_trainer(DreamerConfig(**{**TINY, "twohot_limit": -1.0}), env, params)
     assert DreamerConfig(**{**TINY, "twohot_limit": 1.0}).world_model.twohot_limit == 1.0
+    with pytest.raises(ValueError, match="policy_inputs='hidden' is not one of"):
+        make_trainer(DreamerConfig(**{**TINY, "policy_inputs": "hidden"}), env, params)
+    with pytest.raises(ValueError, match="KV cache"):
+        make_trainer(DreamerConfig(**{**TINY, "policy_inputs": "state", "backbone": BackboneSpec("transformer", 16)}), env, params)
+
+
+def test_policy_inputs_choose_what_the_actor_reads():
+    """``state`` and ``full`` hand the actor the SSM's complex state as symlog real and imaginary parts."""
+    n, width, layers, size, latent = 3, 8, 2, 4, 16
+    states = jax.random.normal(jax.random.key(0), (layers, 2, n, size))
+    carry = ModelCarry(tuple(jax.lax.complex(states[i, 0], 10.0 * states[i, 1]) for i in range(layers)), jnp.ones((n, latent)))
+    state = LatentState(jnp.full((n, width), 2.0), carry.latent)
+    memory = jnp.concatenate([symlog(p) for i in range(layers) for p in (states[i, 0], 10.0 * states[i, 1])], axis=-1)
+    np.testing.assert_array_equal(policy_features("output")(state, carry), state.features())
+    np.testing.assert_allclose(policy_features("state")(state, carry), jnp.concatenate([memory, state.z], -1), rtol=1e-6)
+    full = policy_features("full")(state, carry)
+    np.testing.assert_allclose(full, jnp.concatenate([state.h, memory, state.z], -1), rtol=1e-6)
+
+    env, params = make_dreamer_env("CartPole-v1")
+    s5 = BackboneSpec("s5", width, (("num_layers", layers), ("state_size", size)))
+    config = DreamerConfig(**{**TINY, "backbone": s5, "policy_inputs": "full"})
+    trainer = make_trainer(config, env, params)
+    runner_state = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+    first_layer = jax.tree.leaves(runner_state.params.actor)
+    # S5 keeps size // 2 complex modes per layer (conjugate symmetry), each as a real and an imaginary feature
+    inputs = width + layers * 2 * (size // 2) + config.latent_groups * config.latent_classes
+    assert any(leaf.shape == (inputs, config.hidden) for leaf in first_layer)
+    _, metrics = jax.eval_shape(trainer.update, runner_state)
+    assert metrics["actor_loss"].shape == ()
 
 
 def run_values(tmp_path, **agent):

@@ -32,7 +32,6 @@ from mnemax.worldmodels.distributions import (
 from mnemax.worldmodels.losses import SequenceBatch, kl_balance, world_model_loss
 from mnemax.worldmodels.networks import PatchConv, SubPixelUpsample
 from mnemax.worldmodels.sequence_model import (
-    LatentState,
     WorldModelConfig,
     build_model,
     heads,
@@ -195,14 +194,15 @@ def test_imagine_is_deterministic_under_a_key_and_has_shapes(backbone):
     )
     start = jax.tree.map(lambda x: x[-1], observation.state)
 
-    def policy(state: LatentState, key):
-        return jax.nn.one_hot(jax.random.randint(key, state.h.shape[:1], 0, ACTIONS), ACTIONS)
+    def policy(features, key):
+        return jax.nn.one_hot(jax.random.randint(key, features.shape[:1], 0, ACTIONS), ACTIONS)
 
     run = jax.jit(lambda params, carry, start, key: imagine(model, params, carry, start, policy, 5, key))
-    states, taken = run(params, carry, start, jax.random.key(7))
-    again, _ = run(params, carry, start, jax.random.key(7))
-    other, _ = run(params, carry, start, jax.random.key(8))
+    states, features, taken = run(params, carry, start, jax.random.key(7))
+    again, _, _ = run(params, carry, start, jax.random.key(7))
+    other, _, _ = run(params, carry, start, jax.random.key(8))
     assert states.h.shape == (6, B, FEATURES) and states.z.shape == (6, B, GROUPS * CLASSES)
+    np.testing.assert_array_equal(features, states.features())  # the default policy input is [h_t, z_t]
     assert taken.shape == (6, B, ACTIONS)
     np.testing.assert_array_equal(states.z, again.z)
     np.testing.assert_array_equal(states.h, again.h)

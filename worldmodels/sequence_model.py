@@ -371,35 +371,68 @@ def imagine_step(
     return ModelCarry(backbone_carry, latent), LatentState(h[0], latent)
 
 
+def output_features(state: LatentState, carry: ModelCarry) -> jax.Array:
+    """What DreamerV3's actor and critic read: ``[h_t, z_t]``, ``[N, H + G*K]`` (``carry`` unused)."""
+    return state.features()
+
+
+def carry_features(carry: ModelCarry) -> jax.Array:
+    """The backbone's recurrent state as real features ``[N, F]``, symlog-squashed.
+
+    Every leaf of the backbone's carry is flattened per example; complex SSM
+    states contribute their real and imaginary parts. An SSM's output ``h_t``
+    is a readout of this state that the world model trains for its own heads
+    (``h_t`` holds what the reward of the *previous* action needs); the state
+    holds everything the model remembers, which a policy may need one step
+    earlier (R2I, Samsami et al. 2024, feeds its policy the SSM's hidden state).
+    Only meaningful for recurrent carries: a transformer's carry is a KV cache.
+    """
+    parts = []
+    for leaf in jax.tree.leaves(carry.backbone):
+        flat = leaf.reshape(leaf.shape[0], -1)
+        parts.extend([flat.real, flat.imag] if jnp.iscomplexobj(flat) else [flat])
+    return symlog(jnp.concatenate(parts, axis=-1).astype(jnp.float32))
+
+
 def imagine(
     model: LatentSequenceModel,
     params: Any,
     carry: ModelCarry,
     start: LatentState,
-    policy: Callable[[LatentState, jax.Array], jax.Array],
+    policy: Callable[[jax.Array, jax.Array], jax.Array],
     horizon: int,
     key: jax.Array,
-) -> tuple[LatentState, jax.Array]:
+    features: Callable[[LatentState, ModelCarry], jax.Array] = output_features,
+) -> tuple[LatentState, jax.Array, jax.Array]:
     """Roll the prior forward ``horizon`` steps from ``(carry, start)`` choosing actions with ``policy``.
 
-    ``policy(state [N, ...], key) -> action [N, A]`` (one-hot for discrete).
-    Returns ``states [horizon + 1, N, ...]`` (``states[0] = start``) and
-    ``actions [horizon + 1, N, A]``, ``actions[t]`` taken in ``states[t]`` (the
-    last one is drawn only so the arrays align). Deterministic given ``key``.
+    ``features(state, carry) -> [N, F]`` is what the policy reads (default
+    ``[h_t, z_t]``; :func:`carry_features` gives it the recurrent state), and
+    ``policy(features [N, F], key) -> action [N, A]`` (one-hot for discrete).
+    Returns ``states [horizon + 1, N, ...]`` (``states[0] = start``), the
+    policy's ``features [horizon + 1, N, F]`` of each, and ``actions
+    [horizon + 1, N, A]``, ``actions[t]`` taken in ``states[t]`` (the last one
+    is drawn only so the arrays align). Deterministic given ``key``.
     """
 
     def step(inputs, key_t):
         carry, state = inputs
         policy_key, model_key = jax.random.split(key_t)
-        action = policy(state, policy_key)
+        read = features(state, carry)
+        action = policy(read, policy_key)
         carry, next_state = imagine_step(model, params, carry, action, model_key)
-        return (carry, next_state), (state, action)
+        return (carry, next_state), (state, read, action)
 
     keys = jax.random.split(key, horizon + 1)
-    (_, last), (states, actions) = jax.lax.scan(step, (carry, start), keys[:-1])
-    last_action = policy(last, keys[-1])
-    states = jax.tree.map(lambda s, x: jnp.concatenate([s, x[None]], axis=0), states, last)
-    return states, jnp.concatenate([actions, last_action[None]], axis=0)
+    (carry, last), (states, reads, actions) = jax.lax.scan(step, (carry, start), keys[:-1])
+    last_read = features(last, carry)
+    last_action = policy(last_read, keys[-1])
+
+    def append(sequence, item):
+        return jnp.concatenate([sequence, item[None]], axis=0)
+
+    states = jax.tree.map(append, states, last)
+    return states, append(reads, last_read), append(actions, last_action)
 
 
 def imagine_open_loop(

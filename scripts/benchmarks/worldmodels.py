@@ -92,8 +92,8 @@ def run(quick: bool) -> list[Table]:
                  result.compile_seconds, megabytes(result.peak_bytes)]
             )
 
-        def policy(state, key):
-            return jax.nn.one_hot(jax.random.randint(key, state.h.shape[:1], 0, ACTIONS), ACTIONS)
+        def policy(features, key):
+            return jax.nn.one_hot(jax.random.randint(key, features.shape[:1], 0, ACTIONS), ACTIONS)
 
         def rollout(params, key):
             start = LatentState(jnp.zeros((starts, features)), jnp.zeros((starts, config.latent_size)))
