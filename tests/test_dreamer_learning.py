@@ -1,10 +1,11 @@
 """Slow learning checks for the Dreamer agent (``pytest -m slow tests/test_dreamer_learning.py``).
 
 Budgets: CartPole-v1 within 100k env steps (the issue's target: mean return
->= 400); popgym/RepeatPreviousEasy with an S5 world model within 200k env steps
+>= 400); popgym/RepeatPreviousEasy with an S5 world model within 100k env steps
 (target: mean return > 0.9; trained at train ratio 64, model lr 1e-3 on
 64-step windows, with one-hot cards, entropy bonus 3e-3, two-hot bins over
-[-1, 1] in symlog space and 2 free nats). Both use a small model (GRU/S5 of 128,
+[-1, 1] in symlog space, 2 free nats, and actor and critic reading the S5
+state besides its output). Both use a small model (GRU/S5 of 128,
 8 x 8 latents, MLPs of 2 x 128) on one seed. CartPole trains at 64 replayed steps
 per env step: at DreamerV3's default of 32 the same agent reached 341 at 100k
 steps (still climbing), at 64 it holds about 500 from 65k steps on.
@@ -52,7 +53,7 @@ def test_dreamer_solves_cartpole_within_100k_steps():
 
 
 @pytest.mark.slow
-def test_dreamer_with_s5_solves_repeat_previous_easy_within_200k_steps():
+def test_dreamer_with_s5_solves_repeat_previous_easy_within_100k_steps():
     backbone = BackboneSpec("s5", 128, (("num_layers", 2), ("state_size", 64)))
     # The world model alone leaves its reward plateau after 5.5k-7k updates at lr 1e-3 on 64-step windows
     # (docs/WORLDMODELS.md); train ratio 64 gives it 12.5k updates within the budget. Cards are one-hot
@@ -61,6 +62,9 @@ def test_dreamer_with_s5_solves_repeat_previous_easy_within_200k_steps():
     # separated right from wrong guesses; 3e-3 keeps it uniform until then. Two-hot bins over [-1, 1] in
     # symlog space resolve the +-1/48 rewards, and 2 free nats let the posterior carry the whole suit
     # (1.39 nats) without a KL penalty (docs/WORLDMODELS.md, "the agent" and "the KL budget").
+    # The actor and critic read the S5 state as well as its output: the output is trained for the reward of
+    # the previous action, the state holds the card the next action must name (docs/WORLDMODELS.md, "the
+    # policy reads the SSM state").
     options = {
         **SMALL,
         "train_ratio": 64,
@@ -69,6 +73,7 @@ def test_dreamer_with_s5_solves_repeat_previous_easy_within_200k_steps():
         "entropy_coef": 3e-3,
         "twohot_limit": 1.0,
         "free_nats": 2.0,
+        "policy_inputs": "full",
     }
-    config = DreamerConfig(total_steps=200_000, backbone=backbone, **options)
+    config = DreamerConfig(total_steps=100_000, backbone=backbone, **options)
     assert final_return("popgym/RepeatPreviousEasy", config, last_updates=50) > 0.9
