@@ -99,6 +99,9 @@ class DreamerConfig:
         to serve the heads, whose reward at ``t`` concerns the action at ``t - 1``, so what the next action
         needs may sit in ``s_t`` but not in ``h_t`` (R2I feeds its policy the SSM state). ``"state"`` and
         ``"full"`` need a recurrent backbone (not ``transformer``).
+      model_lr_end: if set, the world model's learning rate falls linearly from ``model_lr`` to this over
+        the run's gradient steps (:attr:`model_gradient_steps`); ``None`` keeps it constant (DreamerV3).
+        A model trained fast early and slowly late moves the features the actor reads less once it works.
     """
 
     total_steps: int = 100_000
@@ -130,6 +133,7 @@ class DreamerConfig:
     return_ema_rate: float = 0.01
     slow_critic_rate: float = 0.02
     model_lr: float = 1e-4
+    model_lr_end: float | None = None
     actor_lr: float = 3e-5
     critic_lr: float = 3e-5
     model_grad_clip: float = 1000.0
@@ -169,6 +173,12 @@ class DreamerConfig:
         """Gradient steps per update: ``train_ratio * env steps per update / replayed steps per gradient step``, at least 1."""
         return max(1, round(self.train_ratio * self.env_steps_per_update / (self.batch_size * self.sequence_length)))
 
+    @property
+    def model_gradient_steps(self) -> int:
+        """World-model gradient steps in a whole run: ``train_steps`` per update from the first update that trains."""
+        first_training_update = -(-self.train_start // self.steps_per_update) - 1
+        return max(1, (self.num_updates - first_training_update) * self.train_steps)
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first inconsistent field and how to fix it."""
         for name in ("total_steps", "num_envs", "steps_per_update", "batch_size", "sequence_length", "horizon", "train_start"):
@@ -190,6 +200,11 @@ class DreamerConfig:
             raise ValueError(
                 f"replay_capacity={self.replay_capacity} holds {self.replay_capacity // self.num_envs} steps per env, "
                 f"fewer than train_start + steps_per_update = {self.train_start + self.steps_per_update}; raise it."
+            )
+        if self.model_lr_end is not None and not 0.0 <= self.model_lr_end <= self.model_lr:
+            raise ValueError(
+                f"model_lr_end={self.model_lr_end} must lie in [0, model_lr={self.model_lr}] (a decay), or be None "
+                "for a constant learning rate."
             )
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"gamma and lam must lie in [0, 1], got {self.gamma} and {self.lam}.")
@@ -259,8 +274,15 @@ def _action_space(env: Any, env_params: Any) -> tuple[bool, int, Any, Any]:
     return False, shape[0], low, high
 
 
-def _optimizer(learning_rate: float, clip: float, eps: float) -> optax.GradientTransformation:
+def _optimizer(learning_rate: float | optax.Schedule, clip: float, eps: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate, eps=eps))
+
+
+def model_learning_rate(config: DreamerConfig) -> float | optax.Schedule:
+    """The world model's learning rate: ``model_lr``, or a linear decay to ``model_lr_end`` over the run's gradient steps."""
+    if config.model_lr_end is None:
+        return config.model_lr
+    return optax.linear_schedule(config.model_lr, config.model_lr_end, config.model_gradient_steps)
 
 
 def _flatten_time(tree: Any) -> Any:
@@ -295,7 +317,7 @@ def make_trainer(config: DreamerConfig, env: Any, env_params: Any) -> Trainer:
         min_length_time_axis=length,
         max_length_time_axis=config.replay_capacity // num_envs,
     )
-    model_opt = _optimizer(config.model_lr, config.model_grad_clip, config.adam_eps)
+    model_opt = _optimizer(model_learning_rate(config), config.model_grad_clip, config.adam_eps)
     actor_opt = _optimizer(config.actor_lr, config.actor_critic_grad_clip, config.adam_eps)
     critic_opt = _optimizer(config.critic_lr, config.actor_critic_grad_clip, config.adam_eps)
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))

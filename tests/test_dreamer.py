@@ -9,6 +9,7 @@ import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from hypothesis import given
 
@@ -19,7 +20,7 @@ from mnemax.agents.actor_critic import (
     return_divisor,
     update_return_scale,
 )
-from mnemax.agents.dreamer import DreamerConfig, make_dreamer_env, make_trainer, policy_features
+from mnemax.agents.dreamer import DreamerConfig, make_dreamer_env, make_trainer, model_learning_rate, policy_features
 from mnemax.agents.dreamer_env import DelayedReset
 from mnemax.backbones import BackboneSpec
 from mnemax.experiment.config import ConfigError, run_config_from_dict
@@ -173,6 +174,24 @@ def test_seeds_under_vmap_with_the_same_key_agree_and_update_compiles_once(cartp
         np.testing.assert_array_equal(leaf[0], leaf[1])
     np.testing.assert_array_equal(history[-1]["wm_loss"][0], history[-1]["wm_loss"][1])
     assert update._cache_size() == 1
+
+
+def test_model_lr_decays_over_exactly_the_gradient_steps_a_run_takes(cartpole_run):
+    config, _, _, state, _ = cartpole_run
+    # 10 updates of 16 env steps; the first trains at 16 collected steps per env (update 1), 2 steps each
+    assert config.num_updates == 10 and config.model_gradient_steps == 9 * 2
+    is_adam = lambda x: isinstance(x, optax.ScaleByAdamState)  # noqa: E731
+    adam = [s for s in jax.tree.leaves(state.opt_states.model, is_leaf=is_adam) if is_adam(s)]
+    assert int(adam[0].count[0]) == 3 * 2  # after 4 updates: the schedule's clock is the model's gradient steps
+
+    assert model_learning_rate(config) == config.model_lr
+    decaying = DreamerConfig(**{**TINY, "model_lr": 1e-3, "model_lr_end": 1e-4})
+    schedule = model_learning_rate(decaying)
+    np.testing.assert_allclose(
+        [schedule(0), schedule(9), schedule(18), schedule(30)], [1e-3, 5.5e-4, 1e-4, 1e-4], rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="model_lr_end=0.01 must lie in"):
+        DreamerConfig(**{**TINY, "model_lr": 1e-3, "model_lr_end": 1e-2}).validate()
 
 
 def test_continuous_actions_trace():
