@@ -101,7 +101,8 @@ class DreamerConfig:
         ``"full"`` need a recurrent backbone (not ``transformer``).
       model_lr_end: if set, the world model's learning rate falls linearly from ``model_lr`` to this over
         the run's gradient steps (:attr:`model_gradient_steps`); ``None`` keeps it constant (DreamerV3).
-        A model trained fast early and slowly late moves the features the actor reads less once it works.
+        Meant to move the features the actor reads less late in a run; on RepeatPreviousEasy it changed
+        nothing measurable (docs/WORLDMODELS.md, "the advantage's horizon").
     """
 
     total_steps: int = 100_000
@@ -174,10 +175,14 @@ class DreamerConfig:
         return max(1, round(self.train_ratio * self.env_steps_per_update / (self.batch_size * self.sequence_length)))
 
     @property
+    def first_training_update(self) -> int:
+        """Index of the first update that trains: the one after which ``train_start`` steps per env are stored."""
+        return -(-self.train_start // self.steps_per_update) - 1
+
+    @property
     def model_gradient_steps(self) -> int:
-        """World-model gradient steps in a whole run: ``train_steps`` per update from the first update that trains."""
-        first_training_update = -(-self.train_start // self.steps_per_update) - 1
-        return max(1, (self.num_updates - first_training_update) * self.train_steps)
+        """World-model gradient steps in a whole run: ``train_steps`` per update from :attr:`first_training_update`."""
+        return max(1, (self.num_updates - self.first_training_update) * self.train_steps)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first inconsistent field and how to fix it."""
@@ -507,11 +512,10 @@ def make_trainer(config: DreamerConfig, env: Any, env_params: Any) -> Trainer:
         )
         items = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), items)  # [B, T, ...] for flashbax
         state = state._replace(acting=acting, replay=replay.add(state.replay, items), rng=rng)
-        collected = (state.update_count + 1) * config.steps_per_update
         if not train_metric_shapes:
             train_metric_shapes.update(jax.eval_shape(train_phase, state, train_key)[1])
         state, train_info = jax.lax.cond(
-            collected >= config.train_start, train_phase, skip_training, state, train_key
+            state.update_count >= config.first_training_update, train_phase, skip_training, state, train_key
         )
         ended = ended.astype(jnp.float32)
         count = jnp.sum(ended)
