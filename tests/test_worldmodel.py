@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 
 from mnemax.backbones import BackboneSpec, names
 from mnemax.envs import make as make_env
@@ -327,6 +327,7 @@ def test_uint8_frames_are_read_and_predicted_in_unit_range():
     height=st.integers(3, 12), width=st.integers(3, 12), channels=st.integers(1, 4),
     size=st.integers(1, 4), stride=st.integers(1, 3), seed=st.integers(0, 2**16),
 )
+@settings(max_examples=10)  # each example compiles both layers eagerly (~1.5 s)
 def test_patch_convolution_equals_a_same_padded_convolution(height, width, channels, size, stride, seed):
     images = jax.random.normal(jax.random.key(seed), (2, height, width, channels))
     layer = PatchConv(5, size=size, stride=stride)
