@@ -16,7 +16,7 @@ import gymnax
 import jax
 import jax.numpy as jnp
 
-from benchmarks.timing import Table, measure, megabytes
+from benchmarks.timing import Table, gigaflops, measure, megabytes
 from mnemax.agents import PPOConfig, make_ppo_env, make_trainer
 from mnemax.agents.ppo import action_space, make_network, make_rollout
 from mnemax.backbones import BackboneSpec
@@ -119,6 +119,31 @@ def _breakdown(name: str, config: PPOConfig, env_name: str) -> list:
     ]
 
 
+def _arithmetic(name: str, backbone: BackboneSpec | None, rows: int, steps: int, width: int) -> list:
+    """``[name, ms, GFLOP, GFLOP/s]`` for one gradient step of popjaxrl's network, or (``backbone=None``)
+    for a lone ``[rows * steps, width] @ [width, width]`` product, the step's most common operation."""
+    if backbone is None:
+        a, w = jnp.ones((rows * steps, width)), jnp.ones((width, width))
+        fn, args = (lambda a, w: a @ w), (a, w)
+    else:
+        env, env_params = make_ppo_env("popgym/RepeatPreviousEasy")
+        discrete, action_dim, _ = action_space(env, env_params)
+        network = make_network(dataclasses.replace(POPJAXRL, backbone=backbone), action_dim, discrete)
+        obs_dim = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0].size
+        inputs, resets = jnp.ones((steps, rows, obs_dim)), jnp.zeros((steps, rows), bool).at[0].set(True)
+        carry = network.initialize_carry(rows)
+        params = network.init(jax.random.key(0), network.initialize_carry(1), inputs[:1, :1], resets[:1, :1])
+
+        def loss(p):
+            _, (logits, values) = network.apply(p, carry, inputs, resets)
+            return jnp.sum(values) + jnp.sum(logits)
+
+        fn, args = jax.grad(loss), (params,)
+    timing = measure(fn, *args, repeats=5, min_seconds=2.0)
+    flops = gigaflops(fn, *args)
+    return [name, timing.median_seconds * 1e3, flops, flops / timing.median_seconds]
+
+
 def run(quick: bool = False) -> list[Table]:
     small_rnn = dict(num_envs=8, num_steps=64, update_epochs=2, num_minibatches=2)
     if quick:  # small shapes that check the script runs; names say what was measured
@@ -196,4 +221,26 @@ def run(quick: bool = False) -> list[Table]:
     ):
         breakdown.rows.append(_breakdown(name, dataclasses.replace(PUREJAXRL_RNN, backbone=backbone), "popgym/RepeatPreviousEasy"))
         print(breakdown.rows[-1], flush=True)
-    return [table, breakdown]
+    rows, steps = (2, 64) if quick else (POPJAXRL.num_envs // POPJAXRL.num_minibatches, POPJAXRL.num_steps)
+    shape = f"{rows} envs x {steps} steps" + (", shrunk" if quick else ", the minibatch of popjaxrl's shape")
+    arithmetic = Table(
+        f"Arithmetic of one recurrent PPO gradient step ({shape})",
+        ["case", "ms", "GFLOP", "GFLOP/s"],
+    )
+    for name, backbone in [(f"{s5_name} forward + backward", s5), (f"{gru_name} forward + backward", gru_big)]:
+        arithmetic.rows.append(_arithmetic(name, backbone, rows, steps, s5.features))
+        print(arithmetic.rows[-1], flush=True)
+    width = s5.features
+    arithmetic.rows.append(_arithmetic(f"lone product [{rows * steps}, {width}] @ [{width}, {width}]", None, rows, steps, width))
+    s5_row, product = arithmetic.rows[0], arithmetic.rows[-1]
+    updates = POPJAXRL.update_epochs * POPJAXRL.num_minibatches
+    allowed = POPJAXRL.steps_per_update / (5 * REFERENCE_STEPS_PER_SECOND["popjaxrl s5"]) / updates
+    arithmetic.note = (
+        "GFLOP is XLA's operation count for the compiled call; the network has popjaxrl's encoder and heads. "
+        f"The S5 step runs at {s5_row[3] / product[3]:.0%} of the lone product's rate. "
+        + ("" if quick else
+           f"An update at popjaxrl's shape is {updates} such steps plus a rollout of about 2% of the time, so 5x "
+           f"popjaxrl's S5 ({5 * REFERENCE_STEPS_PER_SECOND['popjaxrl s5']:.0f} steps/s) allows at most "
+           f"{allowed:.2f} s per step, {s5_row[2] / allowed:.0f} GFLOP/s for this step.")
+    )
+    return [table, breakdown, arithmetic]

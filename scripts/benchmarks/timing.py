@@ -79,3 +79,11 @@ class Table:
 
 def megabytes(num_bytes: int | None) -> str:
     return "n/a" if num_bytes is None else f"{num_bytes / 2**20:,.1f}"
+
+
+def gigaflops(fn: Callable, *args: Any) -> float:
+    """XLA's count of floating-point operations in one call of ``jax.jit(fn)(*args)``, in GFLOP."""
+    analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+    if isinstance(analysis, (list, tuple)):  # older jax returns one dict per device
+        analysis = analysis[0]
+    return float(analysis.get("flops", float("nan"))) / 1e9
