@@ -264,6 +264,30 @@ def policy_distribution(discrete: bool, policy_params: Any) -> distrax.Distribut
     return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
 
 
+def action_noise(key: jax.Array, discrete: bool, shape: tuple[int, ...]) -> jax.Array:
+    """Noise for :func:`sample_with_noise`, drawn for a whole rollout at once: Gumbel if discrete, else N(0, 1).
+
+    One batched draw instead of one per step: on a CPU each draw inside the
+    rollout's scan is a small loop of its own (the threefry hash), which costs
+    feed-forward PPO several percent of its time.
+    """
+    return jax.random.gumbel(key, shape) if discrete else jax.random.normal(key, shape)
+
+
+def sample_with_noise(discrete: bool, policy_params: Any, noise: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(action, log_prob)`` from pre-drawn ``noise`` of the policy's shape ``[..., A]``.
+
+    Categorical: the Gumbel-max draw ``argmax(logits + g)`` (as ``jax.random.categorical``);
+    Gaussian: ``mean + std * eps``. Same distribution as sampling the policy directly.
+    """
+    if discrete:
+        action = jnp.argmax(policy_params + noise, axis=-1)
+    else:
+        mean, log_std = policy_params
+        action = mean + jnp.exp(log_std) * noise
+    return action, policy_distribution(discrete, policy_params).log_prob(action)
+
+
 def action_space(env: Any, env_params: Any) -> tuple[bool, int, tuple[int, ...]]:
     """``(discrete, action_dim, action_shape)`` of a gymnax action space."""
     space = env.action_space(env_params)
@@ -370,15 +394,15 @@ def _build(config: PPOConfig, env: Any, env_params: Any, mesh: Mesh | None):
         )
         return constrain(state)
 
-    def rollout_step(state: RunnerState, key: jax.Array) -> tuple[RunnerState, Transition]:
-        """Act once in every env.
+    def rollout_step(state: RunnerState, randomness: tuple[jax.Array, jax.Array]) -> tuple[RunnerState, Transition]:
+        """Act once in every env with this step's ``(action noise [B, A], env keys [B])``.
 
         Recurrent: the same backbone call also values the previous step's
         pre-reset observation. Feed-forward: only the actor runs here (the
         unused critic is dead code that XLA drops); all values are computed in
         one batched call after the rollout.
         """
-        act_key, env_key = jax.random.split(key)
+        noise, env_keys = randomness
         inputs = network_input(state.obs_stats, state.obs)
         values = previous_next_values = None
         carry = state.carry
@@ -397,11 +421,9 @@ def _build(config: PPOConfig, env: Any, env_params: Any, mesh: Mesh | None):
         else:
             _, (policy_params, _) = network.apply(state.params, None, inputs[None], state.episode_start[None])
             policy_params = jax.tree.map(lambda p: p[0], policy_params)
-        action, log_prob = policy_distribution(discrete, policy_params).sample_and_log_prob(seed=act_key)
+        action, log_prob = sample_with_noise(discrete, policy_params, noise)
 
-        obs, env_state, reward, terminated, truncated, info = step_envs(
-            jax.random.split(env_key, num_envs), state.env_state, action, env_params
-        )
+        obs, env_state, reward, terminated, truncated, info = step_envs(env_keys, state.env_state, action, env_params)
         obs, final_obs = flat(obs), flat(info["final_observation"])
         reward = reward.astype(jnp.float32)
         done = jnp.logical_or(terminated, truncated)
@@ -446,7 +468,12 @@ def _build(config: PPOConfig, env: Any, env_params: Any, mesh: Mesh | None):
         ``next_values[t]`` is the critic's value of the observation that followed
         step t before any auto-reset, from the carry after step t.
         """
-        state, traj = jax.lax.scan(rollout_step, state, jax.random.split(key, num_steps))
+        act_key, env_key = jax.random.split(key)
+        randomness = (
+            action_noise(act_key, discrete, (num_steps, num_envs, action_dim)),
+            jax.random.split(env_key, (num_steps, num_envs)),
+        )
+        state, traj = jax.lax.scan(rollout_step, state, randomness)
         if not config.recurrent:
             # V(s_t) and V(final s_{t+1}) for every step in one batched call: [T, 2B].
             both = jnp.concatenate([traj.inputs, traj.final_inputs], axis=1)

@@ -10,14 +10,41 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import struct
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from gymnax.environments import environment, spaces
 
 from mnemax.agents import HParams, PPOConfig, make_ppo_env, make_rollout, make_train, make_trainer
-from mnemax.agents.ppo import METRIC_NAMES, make_network, policy_distribution
+from mnemax.agents.ppo import METRIC_NAMES, action_noise, make_network, policy_distribution, sample_with_noise
 from mnemax.agents.ppo_losses import clipped_surrogate_loss, clipped_value_loss
 from mnemax.backbones import BackboneSpec
 
 TINY = PPOConfig(total_steps=4 * 16 * 3, num_envs=4, num_steps=16, update_epochs=2, num_minibatches=2, head_sizes=(16,))
+
+
+# --------------------------------------------------------------------------- acting
+
+
+@settings(max_examples=10)
+@given(logits=st.lists(st.floats(-3.0, 3.0), min_size=2, max_size=5), seed=st.integers(0, 2**16))
+def test_gumbel_noise_samples_the_categorical_policy_and_reports_its_log_prob(logits, seed):
+    logits = jnp.asarray(logits, jnp.float32)
+    draws = 20_000
+    noise = action_noise(jax.random.key(seed), True, (draws, logits.shape[0]))
+    actions, log_probs = sample_with_noise(True, jnp.broadcast_to(logits, noise.shape), noise)
+    frequencies = np.bincount(np.asarray(actions), minlength=logits.shape[0]) / draws
+    np.testing.assert_allclose(frequencies, jax.nn.softmax(logits), atol=0.02)  # ~5 standard errors
+    np.testing.assert_allclose(log_probs, jax.nn.log_softmax(logits)[actions], rtol=1e-5, atol=1e-6)
+
+
+def test_normal_noise_samples_the_gaussian_policy_and_reports_its_log_prob():
+    mean, log_std = jnp.array([0.5, -1.0]), jnp.array([0.0, -1.5])
+    noise = action_noise(jax.random.key(0), False, (20_000, 2))
+    actions, log_probs = sample_with_noise(False, (mean + 0 * noise, log_std + 0 * noise), noise)
+    np.testing.assert_allclose(actions.mean(0), mean, atol=0.03)
+    np.testing.assert_allclose(actions.std(0), jnp.exp(log_std), rtol=0.03)
+    expected = policy_distribution(False, (mean, log_std)).log_prob(actions)
+    np.testing.assert_allclose(log_probs, expected, rtol=1e-5)
 
 
 # --------------------------------------------------------------------------- loss pieces
