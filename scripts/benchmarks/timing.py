@@ -17,6 +17,7 @@ class Measurement:
     compile_seconds: float
     median_seconds: float
     peak_bytes: int | None
+    best_seconds: float = float("nan")  # the fastest repeat: the machine's unloaded speed, for rate bounds
 
 
 def measure(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.0, warmup: bool = True) -> Measurement:
@@ -51,7 +52,7 @@ def measure(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.0
         jax.block_until_ready(compiled(*args))
         times.append(time.perf_counter() - t0)
         spent += times[-1]
-    return Measurement(compile_seconds, statistics.median(times), peak)
+    return Measurement(compile_seconds, statistics.median(times), peak, min(times))
 
 
 @dataclasses.dataclass
