@@ -40,7 +40,8 @@ def test_gumbel_noise_samples_the_categorical_policy_and_reports_its_log_prob(lo
 def test_normal_noise_samples_the_gaussian_policy_and_reports_its_log_prob():
     mean, log_std = jnp.array([0.5, -1.0]), jnp.array([0.0, -1.5])
     noise = action_noise(jax.random.key(0), False, (20_000, 2))
-    actions, log_probs = sample_with_noise(False, (mean + 0 * noise, log_std + 0 * noise), noise)
+    policy = (jnp.broadcast_to(mean, noise.shape), jnp.broadcast_to(log_std, noise.shape))
+    actions, log_probs = sample_with_noise(False, policy, noise)
     np.testing.assert_allclose(actions.mean(0), mean, atol=0.03)
     np.testing.assert_allclose(actions.std(0), jnp.exp(log_std), rtol=0.03)
     expected = policy_distribution(False, (mean, log_std)).log_prob(actions)

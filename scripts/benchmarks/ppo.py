@@ -68,6 +68,23 @@ def _case(config: PPOConfig, env_name: str, updates: int, seeds: int = 1):
     return run, state, config.steps_per_update * updates * seeds
 
 
+def _minibatch_gradient(config: PPOConfig, env, env_params, rows: int, steps: int):
+    """``(grad_fn, params, resets)``: the network's forward + backward pass over one minibatch of ``rows``
+    whole sequences of ``steps`` steps (as in a recurrent update), with a loss that reads every output."""
+    discrete, action_dim, _ = action_space(env, env_params)
+    network = make_network(config, action_dim, discrete)
+    obs_dim = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0].size
+    inputs, resets = jnp.ones((steps, rows, obs_dim)), jnp.zeros((steps, rows), bool).at[0].set(True)
+    carry = network.initialize_carry(rows)
+    params = network.init(jax.random.key(0), network.initialize_carry(1), inputs[:1, :1], resets[:1, :1])
+
+    def loss(p):
+        _, (policy, values) = network.apply(p, carry, inputs, resets)
+        return jnp.sum(values) + sum(jnp.sum(x) for x in jax.tree.leaves(policy))
+
+    return jax.grad(loss), params, resets
+
+
 def _breakdown(name: str, config: PPOConfig, env_name: str) -> list:
     """Where one update's time goes: ``[name, update ms, rollout ms, gradient-step share ms, scan share ms]``.
 
@@ -83,18 +100,9 @@ def _breakdown(name: str, config: PPOConfig, env_name: str) -> list:
     update = measure(lambda s: trainer.update(s)[1], state, repeats=5, min_seconds=1.0)
     rollout_fn = make_rollout(config, env, params)
     rollout = measure(lambda s: rollout_fn(s, jax.random.key(1))[1], state, repeats=5, min_seconds=1.0)
-    discrete, action_dim, _ = action_space(env, params)
-    network = make_network(config, action_dim, discrete)
     rows, steps = config.num_envs // config.num_minibatches, config.num_steps
-    obs_dim = state.obs.shape[-1]
-    inputs, resets = jnp.ones((steps, rows, obs_dim)), jnp.zeros((steps, rows), bool).at[0].set(True)
-    carry = network.initialize_carry(rows)
-
-    def loss(p):
-        _, (policy, values) = network.apply(p, carry, inputs, resets)
-        return jnp.sum(values) + sum(jnp.sum(x) for x in jax.tree.leaves(policy))
-
-    gradient = measure(jax.grad(loss), state.params, repeats=5, min_seconds=1.0)
+    gradient_fn, network_params, resets = _minibatch_gradient(config, env, params, rows, steps)
+    gradient = measure(gradient_fn, network_params, repeats=5, min_seconds=1.0)
     steps_per_update = config.update_epochs * config.num_minibatches
     scan_ms = 0.0
     spec = config.backbone
@@ -119,26 +127,8 @@ def _breakdown(name: str, config: PPOConfig, env_name: str) -> list:
     ]
 
 
-def _arithmetic(name: str, backbone: BackboneSpec | None, rows: int, steps: int, width: int) -> list:
-    """``[name, ms, GFLOP, GFLOP/s]`` for one gradient step of popjaxrl's network, or (``backbone=None``)
-    for a lone ``[rows * steps, width] @ [width, width]`` product, the step's most common operation."""
-    if backbone is None:
-        a, w = jnp.ones((rows * steps, width)), jnp.ones((width, width))
-        fn, args = (lambda a, w: a @ w), (a, w)
-    else:
-        env, env_params = make_ppo_env("popgym/RepeatPreviousEasy")
-        discrete, action_dim, _ = action_space(env, env_params)
-        network = make_network(dataclasses.replace(POPJAXRL, backbone=backbone), action_dim, discrete)
-        obs_dim = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0].size
-        inputs, resets = jnp.ones((steps, rows, obs_dim)), jnp.zeros((steps, rows), bool).at[0].set(True)
-        carry = network.initialize_carry(rows)
-        params = network.init(jax.random.key(0), network.initialize_carry(1), inputs[:1, :1], resets[:1, :1])
-
-        def loss(p):
-            _, (logits, values) = network.apply(p, carry, inputs, resets)
-            return jnp.sum(values) + jnp.sum(logits)
-
-        fn, args = jax.grad(loss), (params,)
+def _arithmetic(name: str, fn, *args) -> list:
+    """``[name, best ms, GFLOP, GFLOP/s]`` of ``jax.jit(fn)(*args)``: its fastest repeat and XLA's operation count."""
     timing = measure(fn, *args, repeats=5, min_seconds=5.0)
     flops = gigaflops(fn, *args)
     return [name, timing.best_seconds * 1e3, flops, flops / timing.best_seconds]
@@ -229,11 +219,15 @@ def run(quick: bool = False) -> list[Table]:
         f"Arithmetic of one recurrent PPO gradient step ({shape})",
         ["case", "best ms", "GFLOP", "GFLOP/s"],
     )
+    env, env_params = make_ppo_env("popgym/RepeatPreviousEasy")
     for name, backbone in [(f"{s5_name} forward + backward", s5), (f"{gru_name} forward + backward", gru_big)]:
-        arithmetic.rows.append(_arithmetic(name, backbone, rows, steps, s5.features))
+        config = dataclasses.replace(POPJAXRL, backbone=backbone)
+        gradient_fn, network_params, _ = _minibatch_gradient(config, env, env_params, rows, steps)
+        arithmetic.rows.append(_arithmetic(name, gradient_fn, network_params))
         print(arithmetic.rows[-1], flush=True)
-    width = s5.features
-    arithmetic.rows.append(_arithmetic(f"lone product [{rows * steps}, {width}] @ [{width}, {width}]", None, rows, steps, width))
+    width = s5.features  # the lone product is the step's most common operation: a [tokens, width] Dense layer
+    product = (jnp.ones((rows * steps, width)), jnp.ones((width, width)))
+    arithmetic.rows.append(_arithmetic(f"lone product [{rows * steps}, {width}] @ [{width}, {width}]", jnp.matmul, *product))
     s5_row, product = arithmetic.rows[0], arithmetic.rows[-1]
     updates = POPJAXRL.update_epochs * POPJAXRL.num_minibatches
     allowed = POPJAXRL.steps_per_update / (5 * REFERENCE_STEPS_PER_SECOND["popjaxrl s5"]) / updates

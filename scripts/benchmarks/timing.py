@@ -17,7 +17,7 @@ class Measurement:
     compile_seconds: float
     median_seconds: float
     peak_bytes: int | None
-    best_seconds: float = float("nan")  # the fastest repeat: the machine's unloaded speed, for rate bounds
+    best_seconds: float  # the fastest repeat: the machine's unloaded speed, for rate bounds
 
 
 def measure(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.0, warmup: bool = True) -> Measurement:
