@@ -37,6 +37,7 @@ from mnemax.experiment.config import (
     ExperimentConfig,
     RunConfig,
     run_config_from_dict,
+    to_plain,
     unknown_key_message,
 )
 from mnemax.worldmodels.registry import world_model_entry, world_model_names
@@ -99,8 +100,9 @@ def register_configs() -> None:
     """Make every registered env, agent and world model a group option, also without a YAML file.
 
     Stores ``{name, kwargs: {}}`` under group ``env`` for each env name, and
-    ``{name}`` under ``agent`` and ``worldmodel`` for each agent and world model
-    (its config class's defaults apply). A YAML file of the same name wins.
+    ``{name, <field defaults>}`` under ``agent`` and ``worldmodel`` for each agent
+    and world model, so ``agent.<field>=...`` sets any field. A YAML file of the
+    same name wins.
     """
     from hydra.core.config_store import ConfigStore
     from mnemax.envs import names
@@ -115,7 +117,21 @@ def register_configs() -> None:
     for section, registered in (("agent", agent_names()), ("world_model", world_model_names())):
         folder = GROUP_FOLDERS[section]
         for name in sorted(set(registered) - set(yaml_options(folder))):
-            store.store(group=folder, name=name, node={"name": name}, package=section, provider="mnemax")
+            node = {"name": name, **_field_defaults((agent_entry if section == "agent" else world_model_entry)(name).config_class)}
+            store.store(group=folder, name=name, node=node, package=section, provider="mnemax")
+
+
+def _field_defaults(config_class: type) -> dict[str, Any]:
+    """The config class's fields that have defaults, as YAML-ready values (fields filled from the top level left out)."""
+    out = {}
+    for field in dataclasses.fields(config_class):
+        if field.name in FROM_TOP_LEVEL or not field.init:
+            continue
+        if field.default is not dataclasses.MISSING:
+            out[field.name] = to_plain(field.default)
+        elif field.default_factory is not dataclasses.MISSING:
+            out[field.name] = to_plain(field.default_factory())
+    return out
 
 
 def _default_choice(group: str) -> str:
