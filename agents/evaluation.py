@@ -20,8 +20,9 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mnemax.agents.ppo import PPOConfig, RunnerState, action_space, make_network, policy_distribution
+from mnemax.agents.ppo import PPOConfig, RunnerState, make_network, policy_distribution
 from mnemax.agents.running_stats import normalize
+from mnemax.agents.trainer import action_space
 
 
 class Episodes(NamedTuple):
@@ -57,7 +58,8 @@ def make_evaluate(
     """
     if num_envs < 1 or num_steps < 1:
         raise ValueError(f"num_envs and num_steps must be positive integers, got {num_envs} and {num_steps}.")
-    discrete, action_dim, _ = action_space(env, env_params)
+    actions = action_space(env, env_params, "PPO")
+    discrete, action_dim = actions.discrete, actions.size
     network = make_network(config, action_dim, discrete)
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))
     step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))

@@ -28,8 +28,8 @@ def activation_fn(name: str):
     return getattr(nn, name)
 
 
-class MLP(nn.Module):
-    """Dense layers with orthogonal ``sqrt(2)`` initialisation and an activation after each."""
+class OrthogonalMLP(nn.Module):
+    """Dense layers with orthogonal ``sqrt(2)`` initialisation and an activation after each (PPO's layers)."""
 
     sizes: Sequence[int]
     activation: str = "tanh"
@@ -72,12 +72,12 @@ class ActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, carry: Any, obs: jax.Array, resets: jax.Array):
-        x = MLP(self.encoder_sizes, self.activation, name="encoder")(obs)
+        x = OrthogonalMLP(self.encoder_sizes, self.activation, name="encoder")(obs)
         if self.backbone is not None:
             carry, x = self.backbone(carry, x, resets)
-        actor = MLP(self.head_sizes, self.activation, name="actor")(x)
+        actor = OrthogonalMLP(self.head_sizes, self.activation, name="actor")(x)
         out = nn.Dense(self.action_dim, kernel_init=nn.initializers.orthogonal(0.01), name="actor_out")(actor)
-        critic = MLP(self.head_sizes, self.activation, name="critic")(x)
+        critic = OrthogonalMLP(self.head_sizes, self.activation, name="critic")(x)
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="critic_out")(critic)[..., 0]
         if self.discrete:
             return carry, (out, value)

@@ -1,6 +1,6 @@
 """Proximal Policy Optimisation (Schulman et al. 2017) for feed-forward and memory policies, end to end in JAX.
 
-``make_train(config, env, env_params)`` returns ``train(key) -> (state, metrics)``:
+``make_train(config, env, env_params)`` (:func:`mnemax.agents.trainer.make_train`) returns ``train(key) -> (state, metrics)``:
 ``init`` then ``lax.scan`` of one PPO update, with no Python loop and no host
 sync, so a whole run compiles once and ``jax.vmap`` runs it over seeds and over
 the traced hyper-parameters of :class:`HParams`. ``make_trainer`` exposes
@@ -32,6 +32,7 @@ or program structure and is static.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
 import distrax
@@ -43,13 +44,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mnemax.agents.networks import ACTIVATIONS, ActorCritic
 from mnemax.agents.ppo_losses import clipped_surrogate_loss, clipped_value_loss, normalize_advantages
+from mnemax.agents.registry import register_agent
 from mnemax.agents.returns import generalized_advantage_estimate
 from mnemax.agents.running_stats import initial_moments, normalize, observe_batch, scale
+from mnemax.agents.trainer import Metrics, Trainer, action_space, episode_metrics, make_train
 from mnemax.backbones import BackboneSpec
 from mnemax.envs import ClipAction, FlattenObservation, PrevActionReward, RunningMoments
 from mnemax.envs import make as make_env
-
-Metrics = dict[str, jax.Array]
 
 METRIC_NAMES = (
     "env_steps",
@@ -121,11 +122,23 @@ class PPOConfig:
         """The config's traced hyper-parameters as float32 scalars."""
         return HParams(*(jnp.asarray(getattr(self, f), jnp.float32) for f in HParams._fields))
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first inconsistent field and how to fix it."""
+        """Raise ``ValueError`` naming the first inconsistent field and how to fix it (run when the config is built)."""
         for name in ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PPOConfig.{name} must be a positive integer, got {getattr(self, name)}.")
+        for name in ("learning_rate", "clip_eps", "max_grad_norm", "adam_eps"):
+            if not getattr(self, name) > 0:  # also refuses NaN
+                raise ValueError(f"PPOConfig.{name} must be a positive number, got {getattr(self, name)}.")
+        for name in ("ent_coef", "vf_coef"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"PPOConfig.{name} must be 0 or more, got {getattr(self, name)}.")
+        for name in ("encoder_sizes", "head_sizes"):
+            if any(size < 1 for size in getattr(self, name)):
+                raise ValueError(f"PPOConfig.{name} lists layer widths, which must be positive, got {getattr(self, name)}.")
         if self.num_updates < 1:
             raise ValueError(
                 f"total_steps={self.total_steps} is less than one update of num_envs * num_steps = "
@@ -173,7 +186,7 @@ class RunnerState(NamedTuple):
     """Everything PPO carries from one update to the next: a pytree of arrays, checkpointable as is.
 
     Fields marked ``[B, ...]`` have the environment batch as leading axis
-    (:func:`env_batch_fields`); they are the ones sharded across devices.
+    (:data:`ENV_BATCH_FIELDS`); they are the ones sharded across devices.
     """
 
     params: Any  # network parameters
@@ -193,11 +206,7 @@ class RunnerState(NamedTuple):
 
 
 ENV_BATCH_FIELDS = ("env_state", "obs", "episode_start", "final_obs", "carry", "discounted_return", "episodes")
-
-
-def env_batch_fields() -> tuple[str, ...]:
-    """Names of the :class:`RunnerState` fields whose leaves have the environment batch as leading axis."""
-    return ENV_BATCH_FIELDS
+"""The :class:`RunnerState` fields whose leaves have the environment batch as leading axis."""
 
 
 class Transition(NamedTuple):
@@ -215,14 +224,6 @@ class Transition(NamedTuple):
     dones: jax.Array  # [T, B] terminated or truncated
     episode_returns: jax.Array  # [T, B] return of the episode that ended at t (valid where dones)
     episode_lengths: jax.Array  # [T, B]
-
-
-class Trainer(NamedTuple):
-    """``init(key, hparams=None) -> RunnerState`` and ``update(state) -> (state, metrics)``, both jittable and vmappable."""
-
-    init: Callable[..., RunnerState]
-    update: Callable[[RunnerState], tuple[RunnerState, Metrics]]
-    num_updates: int
 
 
 def make_optimizer(config: PPOConfig, learning_rate: jax.Array) -> optax.GradientTransformation:
@@ -288,20 +289,6 @@ def sample_with_noise(discrete: bool, policy_params: Any, noise: jax.Array) -> t
     return action, policy_distribution(discrete, policy_params).log_prob(action)
 
 
-def action_space(env: Any, env_params: Any) -> tuple[bool, int, tuple[int, ...]]:
-    """``(discrete, action_dim, action_shape)`` of a gymnax action space."""
-    space = env.action_space(env_params)
-    if hasattr(space, "n"):
-        return True, int(space.n), ()
-    shape = tuple(getattr(space, "shape", ()) or ())
-    if len(shape) != 1:
-        raise ValueError(
-            f"PPO supports Discrete action spaces and Box spaces of shape (A,); this env's action space is "
-            f"{type(space).__name__} with shape {shape}. Wrap the env to flatten its actions."
-        )
-    return False, shape[0], shape
-
-
 def _batch_axis_check(network: ActorCritic) -> None:
     """Make sure every carry leaf has the batch as leading axis (minibatches and shards index it)."""
     one = jax.eval_shape(lambda: network.initialize_carry(1))
@@ -322,6 +309,47 @@ def _take(tree: Any, index: jax.Array, axis: int) -> Any:
     return jax.tree.map(lambda x: jnp.take(x, index, axis=axis), tree)
 
 
+class PPOParts(NamedTuple):
+    """What :func:`make_trainer` builds once and every step of an update reads."""
+
+    config: PPOConfig
+    env: Any
+    env_params: Any
+    network: ActorCritic
+    discrete: bool
+    action_dim: int
+    obs_dim: int
+    constrain: Callable[[RunnerState], RunnerState]  # sharding constraint (identity without a mesh)
+
+
+class Rollout(NamedTuple):
+    """What :func:`rollout` hands the learning half of an update."""
+
+    state: RunnerState  # after the rollout
+    transitions: Transition  # [T, B]
+    next_values: jax.Array  # [T, B] value of the observation after step t, before any auto-reset
+
+
+def make_ppo_parts(config: PPOConfig, env: Any, env_params: Any, mesh: Mesh | None = None) -> PPOParts:
+    """The network, action space and observation size PPO needs for ``env`` (config checked when it was built)."""
+    actions = action_space(env, env_params, "PPO")
+    network = make_network(config, actions.size, actions.discrete)
+    if config.recurrent:
+        _batch_axis_check(network)
+    obs_shape = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0].shape
+    return PPOParts(
+        config=config,
+        env=env,
+        env_params=env_params,
+        network=network,
+        discrete=actions.discrete,
+        action_dim=actions.size,
+        obs_dim=int(np.prod(obs_shape)),
+        constrain=_sharding_constraint(config, mesh),
+    )
+
+
+@register_agent("ppo", PPOConfig, make_env=lambda name, **kwargs: make_ppo_env(name, **kwargs))
 def make_trainer(config: PPOConfig, env: Any, env_params: Any, *, mesh: Mesh | None = None) -> Trainer:
     """Build PPO's ``init`` and ``update`` for ``env`` (gymnax 1.x API, auto-reset, ``final_observation``).
 
@@ -331,244 +359,262 @@ def make_trainer(config: PPOConfig, env: Any, env_params: Any, *, mesh: Mesh | N
     environments and averages gradients across devices through the batch-mean
     loss. ``num_envs`` must be divisible by the number of devices.
     """
-    return _build(config, env, env_params, mesh)[0]
+    parts = make_ppo_parts(config, env, env_params, mesh)
+    return Trainer(init=functools.partial(init, parts), update=functools.partial(update, parts), num_updates=config.num_updates)
 
 
-def make_rollout(
-    config: PPOConfig, env: Any, env_params: Any
-) -> Callable[[RunnerState, jax.Array], tuple[RunnerState, Transition, jax.Array]]:
-    """``rollout(state, key) -> (state, transitions [T, B], next_values [T, B])``: the acting half of an update.
+def make_rollout(config: PPOConfig, env: Any, env_params: Any) -> Callable[[RunnerState, jax.Array], Rollout]:
+    """``rollout(state, key) -> Rollout(state, transitions [T, B], next_values [T, B])``: the acting half of an update.
 
     For inspecting what PPO learns from (tests, analysis); ``update`` calls the same function.
     """
-    return _build(config, env, env_params, None)[1]
+    return functools.partial(rollout, make_ppo_parts(config, env, env_params))
 
 
-def _build(config: PPOConfig, env: Any, env_params: Any, mesh: Mesh | None):
-    """PPO's trainer and its rollout, sharing one network and env closure."""
-    config.validate()
-    discrete, action_dim, _ = action_space(env, env_params)
-    network = make_network(config, action_dim, discrete)
-    if config.recurrent:
-        _batch_axis_check(network)
-    num_envs, num_steps = config.num_envs, config.num_steps
-    obs_shape = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0].shape
-    obs_dim = int(np.prod(obs_shape))
-    reset_envs = jax.vmap(env.reset, in_axes=(0, None))
-    step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    constrain = _sharding_constraint(config, mesh)
+# --------------------------------------------------------------------------- init
 
-    def flat(obs: jax.Array) -> jax.Array:
-        return obs.reshape(obs.shape[0], obs_dim).astype(jnp.float32)
 
-    def network_input(obs_stats: RunningMoments, obs: jax.Array) -> jax.Array:
-        return normalize(obs_stats, obs) if config.normalize_observations else obs
+def _flat(parts: PPOParts, obs: jax.Array) -> jax.Array:
+    return obs.reshape(obs.shape[0], parts.obs_dim).astype(jnp.float32)
 
-    def init(key: jax.Array, hparams: HParams | None = None) -> RunnerState:
-        hparams = config.hparams() if hparams is None else HParams(*(jnp.asarray(h, jnp.float32) for h in hparams))
-        key, init_key, reset_key = jax.random.split(key, 3)
-        obs, env_state = reset_envs(jax.random.split(reset_key, num_envs), env_params)
-        obs = flat(obs)
-        carry = network.initialize_carry(num_envs)
-        starts = jnp.ones((num_envs,), bool)
-        params = network.init(init_key, network.initialize_carry(1), jnp.zeros((1, 1, obs_dim)), jnp.ones((1, 1), bool))
-        opt_state = make_optimizer(config, hparams.learning_rate).init(params)
-        obs_stats = initial_moments((obs_dim,))
-        if config.normalize_observations:
-            obs_stats = observe_batch(obs_stats, obs)
-        state = RunnerState(
-            params=params,
-            opt_state=opt_state,
-            hparams=hparams,
-            env_state=env_state,
-            obs=obs,
-            episode_start=starts,
-            final_obs=obs,
-            carry=carry,
-            obs_stats=obs_stats,
-            reward_stats=initial_moments(),
-            discounted_return=jnp.zeros((num_envs,), jnp.float32),
-            episodes=EpisodeTracker(jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), jnp.int32)),
-            rng=key,
-            update_count=jnp.zeros((), jnp.int32),
-        )
-        return constrain(state)
 
-    def rollout_step(state: RunnerState, randomness: tuple[jax.Array, jax.Array]) -> tuple[RunnerState, Transition]:
-        """Act once in every env with this step's ``(action noise [B, A], env keys [B])``.
+def _network_input(parts: PPOParts, obs_stats: RunningMoments, obs: jax.Array) -> jax.Array:
+    return normalize(obs_stats, obs) if parts.config.normalize_observations else obs
 
-        Recurrent: the same backbone call also values the previous step's
-        pre-reset observation. Feed-forward: only the actor runs here (the
-        unused critic is dead code that XLA drops); all values are computed in
-        one batched call after the rollout.
-        """
-        noise, env_keys = randomness
-        inputs = network_input(state.obs_stats, state.obs)
-        values = previous_next_values = None
-        carry = state.carry
-        if config.recurrent:
-            # Rows [0, B): the observation to act on, reset where an episode starts.
-            # Rows [B, 2B): the previous step's pre-reset observation from the same
-            # carry without reset, which is V(s_t) for the bootstrap of step t-1.
-            both = jnp.concatenate([inputs, network_input(state.obs_stats, state.final_obs)])[None]
-            resets = jnp.concatenate([state.episode_start, jnp.zeros_like(state.episode_start)])[None]
-            carry, (policy_params, both_values) = network.apply(
-                state.params, _concat(state.carry, state.carry), both, resets
-            )
-            carry = jax.tree.map(lambda c: c[:num_envs], carry)
-            policy_params = jax.tree.map(lambda p: p[0, :num_envs], policy_params)
-            values, previous_next_values = both_values[0, :num_envs], both_values[0, num_envs:]
-        else:
-            _, (policy_params, _) = network.apply(state.params, None, inputs[None], state.episode_start[None])
-            policy_params = jax.tree.map(lambda p: p[0], policy_params)
-        action, log_prob = sample_with_noise(discrete, policy_params, noise)
 
-        obs, env_state, reward, terminated, truncated, info = step_envs(env_keys, state.env_state, action, env_params)
-        obs, final_obs = flat(obs), flat(info["final_observation"])
-        reward = reward.astype(jnp.float32)
-        done = jnp.logical_or(terminated, truncated)
-        episodes = EpisodeTracker(state.episodes.returns + reward, state.episodes.lengths + 1)
-        obs_stats = observe_batch(state.obs_stats, obs) if config.normalize_observations else state.obs_stats
-        discounted_return, reward_stats, train_reward = state.discounted_return, state.reward_stats, reward
-        if config.normalize_rewards:
-            discounted_return = state.discounted_return * state.hparams.gamma + reward
-            reward_stats = observe_batch(reward_stats, discounted_return)
-            train_reward = scale(reward_stats, reward)
-            discounted_return = jnp.where(done, 0.0, discounted_return)
-        transition = Transition(
-            inputs=inputs,
-            starts=state.episode_start,
-            actions=action,
-            log_probs=log_prob,
-            values=values,
-            previous_next_values=previous_next_values,
-            final_inputs=None if config.recurrent else network_input(obs_stats, final_obs),
-            rewards=train_reward,
-            terminated=terminated,
-            dones=done,
-            episode_returns=episodes.returns,
-            episode_lengths=episodes.lengths.astype(jnp.float32),
-        )
-        state = state._replace(
-            env_state=env_state,
-            obs=obs,
-            episode_start=done,
-            final_obs=final_obs,
-            carry=carry,
-            obs_stats=obs_stats,
-            reward_stats=reward_stats,
-            discounted_return=discounted_return,
-            episodes=EpisodeTracker(jnp.where(done, 0.0, episodes.returns), jnp.where(done, 0, episodes.lengths)),
-        )
-        return state, transition
+def init(parts: PPOParts, key: jax.Array, hparams: HParams | None = None) -> RunnerState:
+    """Fresh parameters and optimiser state, ``num_envs`` reset envs; ``hparams`` default to the config's."""
+    config, network, num_envs, obs_dim = parts.config, parts.network, parts.config.num_envs, parts.obs_dim
+    hparams = config.hparams() if hparams is None else HParams(*(jnp.asarray(h, jnp.float32) for h in hparams))
+    key, init_key, reset_key = jax.random.split(key, 3)
+    reset_envs = jax.vmap(parts.env.reset, in_axes=(0, None))
+    obs, env_state = reset_envs(jax.random.split(reset_key, num_envs), parts.env_params)
+    obs = _flat(parts, obs)
+    carry = network.initialize_carry(num_envs)
+    starts = jnp.ones((num_envs,), bool)
+    params = network.init(init_key, network.initialize_carry(1), jnp.zeros((1, 1, obs_dim)), jnp.ones((1, 1), bool))
+    opt_state = make_optimizer(config, hparams.learning_rate).init(params)
+    obs_stats = initial_moments((obs_dim,))
+    if config.normalize_observations:
+        obs_stats = observe_batch(obs_stats, obs)
+    state = RunnerState(
+        params=params,
+        opt_state=opt_state,
+        hparams=hparams,
+        env_state=env_state,
+        obs=obs,
+        episode_start=starts,
+        final_obs=obs,
+        carry=carry,
+        obs_stats=obs_stats,
+        reward_stats=initial_moments(),
+        discounted_return=jnp.zeros((num_envs,), jnp.float32),
+        episodes=EpisodeTracker(jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), jnp.int32)),
+        rng=key,
+        update_count=jnp.zeros((), jnp.int32),
+    )
+    return parts.constrain(state)
 
-    def rollout(state: RunnerState, key: jax.Array) -> tuple[RunnerState, Transition, jax.Array]:
-        """``num_steps`` steps of every env: ``(state, transitions [T, B], next_values [T, B])``.
 
-        ``next_values[t]`` is the critic's value of the observation that followed
-        step t before any auto-reset, from the carry after step t.
-        """
-        act_key, env_key = jax.random.split(key)
-        randomness = (
-            action_noise(act_key, discrete, (num_steps, num_envs, action_dim)),
-            jax.random.split(env_key, (num_steps, num_envs)),
-        )
-        state, traj = jax.lax.scan(rollout_step, state, randomness)
-        if not config.recurrent:
-            # V(s_t) and V(final s_{t+1}) for every step in one batched call: [T, 2B].
-            both = jnp.concatenate([traj.inputs, traj.final_inputs], axis=1)
-            _, (_, values) = network.apply(state.params, None, both, jnp.zeros(both.shape[:2], bool))
-            return state, traj._replace(values=values[:, :num_envs]), values[:, num_envs:]
-        # V(final_obs) of the last step, from the carry after it (no reset).
-        _, (_, last_values) = network.apply(
-            state.params,
-            state.carry,
-            network_input(state.obs_stats, state.final_obs)[None],
-            jnp.zeros((1, num_envs), bool),
-        )
-        return state, traj, jnp.concatenate([traj.previous_next_values[1:], last_values])
+# --------------------------------------------------------------------------- rollout
 
-    def loss_fn(params: Any, batch: dict[str, Any], hparams: HParams) -> tuple[jax.Array, Metrics]:
-        _, (policy_params, values) = network.apply(params, batch["carry"], batch["inputs"], batch["starts"])
-        dist = policy_distribution(discrete, policy_params)
-        log_prob = dist.log_prob(batch["actions"])
-        advantages = batch["advantages"]
-        if config.normalize_advantages:
-            advantages = normalize_advantages(advantages)
-        policy_loss, diagnostics = clipped_surrogate_loss(log_prob, batch["log_probs"], advantages, hparams.clip_eps)
-        value_loss = clipped_value_loss(values, batch["values"], batch["targets"], hparams.clip_eps)
-        entropy = jnp.mean(dist.entropy())
-        total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
-        return total, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy, **diagnostics}
 
-    def minibatches(batch: dict[str, Any], key: jax.Array) -> dict[str, Any]:
-        """Shuffle and split into ``[M, ...]``: whole env sequences if recurrent, single transitions if not."""
-        m = config.num_minibatches
-        if config.recurrent:
-            order = jax.random.permutation(key, num_envs).reshape(m, num_envs // m)
-            sequences = {k: v for k, v in batch.items() if k != "carry"}
-            split = jax.vmap(lambda idx: {**_take(sequences, idx, 1), "carry": _take(batch["carry"], idx, 0)})(order)
-            return split
-        size = num_envs * num_steps
-        order = jax.random.permutation(key, size).reshape(m, 1, size // m)
-        flat_batch = jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), {k: v for k, v in batch.items() if k != "carry"})
-        split = jax.tree.map(lambda x: x[order], flat_batch)
-        split["carry"] = None
-        return split
+class PolicyStep(NamedTuple):
+    """The network's reading of one step, ``[B, ...]``."""
 
-    def update(state: RunnerState) -> tuple[RunnerState, Metrics]:
-        """One PPO update: rollout, GAE, ``update_epochs`` x ``num_minibatches`` gradient steps."""
-        state = constrain(state)
-        rng, rollout_key, epoch_key = jax.random.split(state.rng, 3)
-        start_carry = state.carry
-        state, traj, next_values = rollout(state, rollout_key)
-        hp = state.hparams
-        advantages, targets = generalized_advantage_estimate(
-            traj.rewards, traj.values, next_values, traj.terminated, traj.dones, hp.gamma, hp.gae_lambda
-        )
-        batch = {
-            "inputs": traj.inputs,
-            "starts": traj.starts,
-            "actions": traj.actions,
-            "log_probs": traj.log_probs,
-            "values": traj.values,
-            "advantages": advantages,
-            "targets": targets,
-            "carry": start_carry,
-        }
-        optimizer = make_optimizer(config, hp.learning_rate)
+    carry: Any  # backbone carry after the step (None when feed-forward)
+    policy_params: Any  # logits, or (mean, log_std)
+    values: jax.Array | None  # V(s_t) (recurrent only)
+    previous_next_values: jax.Array | None  # V(final s_t of step t-1), same carry, no reset (recurrent only)
 
-        def gradient_step(carry, minibatch):
-            params, opt_state = carry
-            grads, info = jax.grad(loss_fn, has_aux=True)(params, minibatch, hp)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), {**info, "grad_norm": optax.tree.norm(grads)}
 
-        def epoch(carry, key):
-            return jax.lax.scan(gradient_step, carry, minibatches(batch, key))
+def policy_step(parts: PPOParts, state: RunnerState, inputs: jax.Array) -> PolicyStep:
+    """Run the network on the observation to act on.
 
-        (params, opt_state), info = jax.lax.scan(
-            epoch, (state.params, state.opt_state), jax.random.split(epoch_key, config.update_epochs)
-        )
-        metrics = {k: jnp.mean(v).astype(jnp.float32) for k, v in info.items()}
-        ended = traj.dones.astype(jnp.float32)
-        count = jnp.sum(ended)
-        mean_or_nan = lambda x: jnp.where(count > 0, jnp.sum(x * ended) / jnp.maximum(count, 1.0), jnp.nan)  # noqa: E731
-        if config.anneal_lr:
-            lr = hp.learning_rate * (1.0 - state.update_count / config.num_updates)
-        else:
-            lr = hp.learning_rate
-        metrics.update(
-            env_steps=((state.update_count + 1) * config.steps_per_update).astype(jnp.float32),
-            episode_return=mean_or_nan(traj.episode_returns),
-            episode_length=mean_or_nan(traj.episode_lengths),
-            episodes=count,
-            learning_rate=jnp.asarray(lr, jnp.float32),
-        )
-        state = state._replace(params=params, opt_state=opt_state, rng=rng, update_count=state.update_count + 1)
-        return constrain(state), metrics
+    Recurrent: the same backbone call also values the previous step's
+    pre-reset observation. Feed-forward: only the actor runs here (the
+    unused critic is dead code that XLA drops); all values are computed in
+    one batched call after the rollout.
+    """
+    network, num_envs = parts.network, parts.config.num_envs
+    if not parts.config.recurrent:
+        _, (policy_params, _) = network.apply(state.params, None, inputs[None], state.episode_start[None])
+        return PolicyStep(None, jax.tree.map(lambda p: p[0], policy_params), None, None)
+    # Rows [0, B): the observation to act on, reset where an episode starts.
+    # Rows [B, 2B): the previous step's pre-reset observation from the same
+    # carry without reset, which is V(s_t) for the bootstrap of step t-1.
+    both = jnp.concatenate([inputs, _network_input(parts, state.obs_stats, state.final_obs)])[None]
+    resets = jnp.concatenate([state.episode_start, jnp.zeros_like(state.episode_start)])[None]
+    carry, (policy_params, both_values) = network.apply(state.params, _concat(state.carry, state.carry), both, resets)
+    carry = jax.tree.map(lambda c: c[:num_envs], carry)
+    policy_params = jax.tree.map(lambda p: p[0, :num_envs], policy_params)
+    return PolicyStep(carry, policy_params, both_values[0, :num_envs], both_values[0, num_envs:])
 
-    return Trainer(init=init, update=update, num_updates=config.num_updates), rollout
+
+def rollout_step(parts: PPOParts, state: RunnerState, randomness: tuple[jax.Array, jax.Array]) -> tuple[RunnerState, Transition]:
+    """Act once in every env with this step's ``(action noise [B, A], env keys [B])``."""
+    config = parts.config
+    noise, env_keys = randomness
+    inputs = _network_input(parts, state.obs_stats, state.obs)
+    read = policy_step(parts, state, inputs)
+    carry = read.carry if config.recurrent else state.carry
+    action, log_prob = sample_with_noise(parts.discrete, read.policy_params, noise)
+
+    step_envs = jax.vmap(parts.env.step, in_axes=(0, 0, 0, None))
+    obs, env_state, reward, terminated, truncated, info = step_envs(env_keys, state.env_state, action, parts.env_params)
+    obs, final_obs = _flat(parts, obs), _flat(parts, info["final_observation"])
+    reward = reward.astype(jnp.float32)
+    done = jnp.logical_or(terminated, truncated)
+    episodes = EpisodeTracker(state.episodes.returns + reward, state.episodes.lengths + 1)
+    obs_stats = observe_batch(state.obs_stats, obs) if config.normalize_observations else state.obs_stats
+    discounted_return, reward_stats, train_reward = state.discounted_return, state.reward_stats, reward
+    if config.normalize_rewards:
+        discounted_return = state.discounted_return * state.hparams.gamma + reward
+        reward_stats = observe_batch(reward_stats, discounted_return)
+        train_reward = scale(reward_stats, reward)
+        discounted_return = jnp.where(done, 0.0, discounted_return)
+    transition = Transition(
+        inputs=inputs,
+        starts=state.episode_start,
+        actions=action,
+        log_probs=log_prob,
+        values=read.values,
+        previous_next_values=read.previous_next_values,
+        final_inputs=None if config.recurrent else _network_input(parts, obs_stats, final_obs),
+        rewards=train_reward,
+        terminated=terminated,
+        dones=done,
+        episode_returns=episodes.returns,
+        episode_lengths=episodes.lengths.astype(jnp.float32),
+    )
+    state = state._replace(
+        env_state=env_state,
+        obs=obs,
+        episode_start=done,
+        final_obs=final_obs,
+        carry=carry,
+        obs_stats=obs_stats,
+        reward_stats=reward_stats,
+        discounted_return=discounted_return,
+        episodes=EpisodeTracker(jnp.where(done, 0.0, episodes.returns), jnp.where(done, 0, episodes.lengths)),
+    )
+    return state, transition
+
+
+def rollout(parts: PPOParts, state: RunnerState, key: jax.Array) -> Rollout:
+    """``num_steps`` steps of every env, and the value of the observation that followed each.
+
+    ``next_values[t]`` is the critic's value of the observation that followed
+    step t before any auto-reset, from the carry after step t.
+    """
+    config, network, num_envs = parts.config, parts.network, parts.config.num_envs
+    act_key, env_key = jax.random.split(key)
+    randomness = (
+        action_noise(act_key, parts.discrete, (config.num_steps, num_envs, parts.action_dim)),
+        jax.random.split(env_key, (config.num_steps, num_envs)),
+    )
+    state, traj = jax.lax.scan(functools.partial(rollout_step, parts), state, randomness)
+    if not config.recurrent:
+        # V(s_t) and V(final s_{t+1}) for every step in one batched call: [T, 2B].
+        both = jnp.concatenate([traj.inputs, traj.final_inputs], axis=1)
+        _, (_, values) = network.apply(state.params, None, both, jnp.zeros(both.shape[:2], bool))
+        return Rollout(state, traj._replace(values=values[:, :num_envs]), values[:, num_envs:])
+    # V(final_obs) of the last step, from the carry after it (no reset).
+    _, (_, last_values) = network.apply(
+        state.params,
+        state.carry,
+        _network_input(parts, state.obs_stats, state.final_obs)[None],
+        jnp.zeros((1, num_envs), bool),
+    )
+    return Rollout(state, traj, jnp.concatenate([traj.previous_next_values[1:], last_values]))
+
+
+# --------------------------------------------------------------------------- learn
+
+
+def ppo_loss(parts: PPOParts, params: Any, batch: dict[str, Any], hparams: HParams) -> tuple[jax.Array, Metrics]:
+    """Clipped surrogate + value loss - entropy bonus on one minibatch (re-run in sequence mode when recurrent)."""
+    _, (policy_params, values) = parts.network.apply(params, batch["carry"], batch["inputs"], batch["starts"])
+    dist = policy_distribution(parts.discrete, policy_params)
+    log_prob = dist.log_prob(batch["actions"])
+    advantages = batch["advantages"]
+    if parts.config.normalize_advantages:
+        advantages = normalize_advantages(advantages)
+    policy_loss, diagnostics = clipped_surrogate_loss(log_prob, batch["log_probs"], advantages, hparams.clip_eps)
+    value_loss = clipped_value_loss(values, batch["values"], batch["targets"], hparams.clip_eps)
+    entropy = jnp.mean(dist.entropy())
+    total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
+    return total, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy, **diagnostics}
+
+
+def minibatches(parts: PPOParts, batch: dict[str, Any], key: jax.Array) -> dict[str, Any]:
+    """Shuffle and split into ``[M, ...]``: whole env sequences if recurrent, single transitions if not."""
+    m, num_envs, num_steps = parts.config.num_minibatches, parts.config.num_envs, parts.config.num_steps
+    if parts.config.recurrent:
+        order = jax.random.permutation(key, num_envs).reshape(m, num_envs // m)
+        sequences = {k: v for k, v in batch.items() if k != "carry"}
+        return jax.vmap(lambda idx: {**_take(sequences, idx, 1), "carry": _take(batch["carry"], idx, 0)})(order)
+    size = num_envs * num_steps
+    order = jax.random.permutation(key, size).reshape(m, 1, size // m)
+    flat_batch = jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), {k: v for k, v in batch.items() if k != "carry"})
+    split = jax.tree.map(lambda x: x[order], flat_batch)
+    split["carry"] = None
+    return split
+
+
+def learn(parts: PPOParts, state: RunnerState, batch: dict[str, Any], key: jax.Array) -> tuple[Any, Any, Metrics]:
+    """``update_epochs`` x ``num_minibatches`` gradient steps on ``batch``: ``(params, opt_state, mean metrics)``."""
+    hp = state.hparams
+    optimizer = make_optimizer(parts.config, hp.learning_rate)
+
+    def gradient_step(carry, minibatch):
+        params, opt_state = carry
+        grads, info = jax.grad(functools.partial(ppo_loss, parts), has_aux=True)(params, minibatch, hp)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), {**info, "grad_norm": optax.tree.norm(grads)}
+
+    def epoch(carry, key):
+        return jax.lax.scan(gradient_step, carry, minibatches(parts, batch, key))
+
+    (params, opt_state), info = jax.lax.scan(
+        epoch, (state.params, state.opt_state), jax.random.split(key, parts.config.update_epochs)
+    )
+    return params, opt_state, {k: jnp.mean(v).astype(jnp.float32) for k, v in info.items()}
+
+
+def update(parts: PPOParts, state: RunnerState) -> tuple[RunnerState, Metrics]:
+    """One PPO update: rollout, GAE, ``update_epochs`` x ``num_minibatches`` gradient steps."""
+    config = parts.config
+    state = parts.constrain(state)
+    rng, rollout_key, epoch_key = jax.random.split(state.rng, 3)
+    start_carry = state.carry
+    state, traj, next_values = rollout(parts, state, rollout_key)
+    hp = state.hparams
+    advantages, targets = generalized_advantage_estimate(
+        traj.rewards, traj.values, next_values, traj.terminated, traj.dones, hp.gamma, hp.gae_lambda
+    )
+    batch = {
+        "inputs": traj.inputs,
+        "starts": traj.starts,
+        "actions": traj.actions,
+        "log_probs": traj.log_probs,
+        "values": traj.values,
+        "advantages": advantages,
+        "targets": targets,
+        "carry": start_carry,
+    }
+    params, opt_state, metrics = learn(parts, state, batch, epoch_key)
+    if config.anneal_lr:
+        lr = hp.learning_rate * (1.0 - state.update_count / config.num_updates)
+    else:
+        lr = hp.learning_rate
+    metrics.update(
+        env_steps=((state.update_count + 1) * config.steps_per_update).astype(jnp.float32),
+        **episode_metrics(traj.dones, traj.episode_returns, traj.episode_lengths),
+        learning_rate=jnp.asarray(lr, jnp.float32),
+    )
+    state = state._replace(params=params, opt_state=opt_state, rng=rng, update_count=state.update_count + 1)
+    return parts.constrain(state), metrics
 
 
 def _sharding_constraint(config: PPOConfig, mesh: Mesh | None) -> Callable[[RunnerState], RunnerState]:
@@ -604,24 +650,6 @@ def runner_state_shardings(state: RunnerState, mesh: Mesh) -> RunnerState:
     return RunnerState(**fields)
 
 
-def make_train(
-    config: PPOConfig, env: Any, env_params: Any, *, mesh: Mesh | None = None
-) -> Callable[..., tuple[RunnerState, Metrics]]:
-    """``train(key, hparams=None) -> (state, metrics)``: init then ``lax.scan`` of ``num_updates`` updates.
-
-    ``metrics`` leaves have shape ``[num_updates]``. ``jax.jit(jax.vmap(train))(keys)``
-    trains several seeds in one program; ``jax.vmap(train)(keys, hparams)`` with
-    ``[N]``-shaped :class:`HParams` leaves sweeps hyper-parameters too.
-    """
-    trainer = make_trainer(config, env, env_params, mesh=mesh)
-
-    def train(key: jax.Array, hparams: HParams | None = None) -> tuple[RunnerState, Metrics]:
-        state = trainer.init(key, hparams)
-        return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=trainer.num_updates)
-
-    return train
-
-
 def make_ppo_env(name: str, **kwargs: Any) -> tuple[Any, Any]:
     """The environment ``name`` as PPO trains on it: ``mnemax.envs.make(name, **kwargs)``, wrapped.
 
@@ -637,3 +665,6 @@ def make_ppo_env(name: str, **kwargs: Any) -> tuple[Any, Any]:
     if not hasattr(env.action_space(params), "n"):
         env = ClipAction(env)
     return env, params
+
+
+__all__ = ["HParams", "PPOConfig", "RunnerState", "make_ppo_env", "make_rollout", "make_train", "make_trainer", "runner_state_shardings"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any, Callable
 
 import flax.linen as nn
+
+from mnemax.configs.choices import unknown_name_message
 
 _BACKBONES: dict[str, Callable[..., nn.Module]] = {}
 
@@ -35,9 +36,7 @@ def make(name: str, features: int, **options: Any) -> nn.Module:
     ``state_size``, ...); an unknown option is reported with the valid ones.
     """
     if name not in _BACKBONES:
-        close = difflib.get_close_matches(name, _BACKBONES, n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"Unknown backbone {name!r}.{hint} Valid names: {', '.join(names())}.")
+        raise ValueError(unknown_name_message("backbone", name, names()))
     cls = _BACKBONES[name]
     valid = {f.name for f in dataclasses.fields(cls)} - {"parent", "name", "features"}
     unknown = sorted(set(options) - valid)

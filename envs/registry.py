@@ -17,7 +17,6 @@ constructor or factory. An unknown keyword is reported with the valid ones.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import importlib
 import inspect
@@ -25,6 +24,7 @@ from typing import Any, Callable
 
 import gymnax
 
+from mnemax.configs.choices import unknown_name_message
 from mnemax.envs.brax_adapter import BRAX_ENV_NAMES, BraxEnv
 
 Factory = Callable[..., Any]
@@ -92,9 +92,7 @@ def _resolve(name: str) -> Factory:
         return functools.partial(BraxEnv, name[len(BRAX_PREFIX) :])
     if ":" in name:
         return _import_factory(name)
-    close = difflib.get_close_matches(name, names(), n=3, cutoff=0.5)
-    hint = f"did you mean {' or '.join(map(repr, close))}?" if close else "mnemax.envs.names() lists them all."
-    raise ValueError(f"Unknown environment {name!r}; {hint}")
+    raise ValueError(unknown_name_message("env", name, names(), listed_by="mnemax.envs.names()"))
 
 
 def _import_factory(path: str) -> Factory:

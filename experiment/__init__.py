@@ -6,8 +6,9 @@ can run before anything touches an XLA backend):
 * :mod:`~mnemax.experiment.config` — typed configs (``RunConfig``, ``ExperimentConfig``,
   ``EnvSpec``) and the checked conversion from a composed Hydra config;
 * :mod:`~mnemax.experiment.composition` — Hydra composition of ``mnemax.configs``
-  (``load_run_config(overrides)``), every env name as a config option, overrides checked first;
-* :mod:`~mnemax.experiment.agent_table` — agent name -> config class, trainer, env setup;
+  (``load_run_config(overrides)``), every env name as a config option, overrides checked first
+  (agents and world models are looked up by name in :mod:`mnemax.agents.registry` and
+  :mod:`mnemax.worldmodels.registry`);
 * :mod:`~mnemax.experiment.runner` — ``run(config)``: chunks of vmapped updates compiled once,
   metrics, NaN stop, checkpoints and exact resume;
 * :mod:`~mnemax.experiment.run_folder`, :mod:`~mnemax.experiment.checkpoints`,

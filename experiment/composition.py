@@ -2,11 +2,15 @@
 
 ``env=<name>`` works for every name :func:`mnemax.envs.names` lists (every
 gymnax id and every ``popgym/...`` port) without a YAML file per env:
-:func:`register_env_configs` stores ``{name: <name>, kwargs: {}}`` for each in
+:func:`register_configs` stores ``{name: <name>, kwargs: {}}`` for each in
 Hydra's ``ConfigStore`` under group ``env``. A YAML file in ``configs/env/``
 with the same name (``configs/env/popgym/RepeatPreviousEasy.yaml``) takes its
 place, for envs whose defaults a config should pin. A user's own env needs no
-entry: ``env.name=my_package.my_module:MyEnv``.
+entry: ``env=my_package.my_module:MyEnv`` (or ``env.name=...``).
+
+The world model is the group ``configs/worldmodel/`` placed at the key
+``world_model``: ``world_model=rssm`` picks the option and
+``world_model.cnn_depth=16`` sets a field of it.
 
 :func:`check_overrides` reads the command line before Hydra does, so that a
 misspelt key or option is one sentence with the valid choices rather than
@@ -18,25 +22,34 @@ backbone or env can be set whether or not the YAML lists it.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib.resources
 from pathlib import Path
 from typing import Any, Sequence
 
+from mnemax.agents.registry import agent_entry, agent_names
+from mnemax.backbones import BackboneSpec
+from mnemax.configs.choices import unknown_name_message
 from mnemax.experiment.config import (
+    FROM_TOP_LEVEL,
     NO_BACKBONE,
     TOP_LEVEL_SECTIONS,
     ConfigError,
     ExperimentConfig,
     RunConfig,
     run_config_from_dict,
+    to_plain,
     unknown_key_message,
 )
+from mnemax.worldmodels.registry import world_model_entry, world_model_names
 
 CONFIG_MODULE = "mnemax.configs"
 CONFIG_NAME = "config"
 # Keys under these sections are free-form (checked when the backbone or env is built).
 _OPEN_SECTIONS = ("backbone.options", "env.kwargs")
+WORLD_MODEL_GROUP = "worldmodel"
+"""The folder of world-model options; their package (the key they fill) is ``world_model``."""
+GROUP_FOLDERS = {"agent": "agent", "backbone": "backbone", "env": "env", "world_model": WORLD_MODEL_GROUP}
+"""Each section's config group folder in ``configs/``."""
 
 
 def configs_dir() -> Path:
@@ -50,6 +63,24 @@ def yaml_options(group: str) -> list[str]:
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")) if root.is_dir() else []
 
 
+def backbone_size(name: str, size: str, features: int) -> BackboneSpec:
+    """The backbone ``name`` at the named size ``size`` of ``configs/backbone/<name>.yaml`` (its ``sizes:`` block).
+
+    A size is a complete set of options over the backbone class's defaults, so
+    scripts that compare backbones at one size name it instead of writing the
+    options out; ``features`` is the width the script compares at.
+    """
+    from omegaconf import OmegaConf
+
+    path = configs_dir() / "backbone" / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(unknown_name_message("backbone", name, [o for o in yaml_options("backbone") if o != NO_BACKBONE]))
+    sizes = OmegaConf.to_container(OmegaConf.load(path)).get("sizes") or {}
+    if size not in sizes:
+        raise ConfigError(unknown_name_message("size", size, sizes, plural=f"sizes of backbone {name!r}"))
+    return BackboneSpec(name, int(features), tuple(sorted((sizes[size] or {}).items())))
+
+
 def env_options() -> list[str]:
     """Every ``env=`` choice: registered env names plus YAML-only ones."""
     from mnemax.envs import names
@@ -58,14 +89,21 @@ def env_options() -> list[str]:
 
 
 def group_options(group: str) -> list[str]:
-    """The valid choices of ``agent=``, ``backbone=`` or ``env=``."""
+    """The valid choices of ``agent=``, ``backbone=``, ``env=`` or ``world_model=``: YAML files and registered names."""
     if group == "env":
         return env_options()
-    return yaml_options(group)
+    registered = {"agent": agent_names, "world_model": world_model_names}.get(group, list)()
+    return sorted(set(yaml_options(GROUP_FOLDERS[group])) | set(registered))
 
 
-def register_env_configs() -> None:
-    """Store ``{name, kwargs: {}}`` under group ``env`` for every registered env without a YAML file."""
+def register_configs() -> None:
+    """Make every registered env, agent and world model a group option, also without a YAML file.
+
+    Stores ``{name, kwargs: {}}`` under group ``env`` for each env name, and
+    ``{name, <field defaults>}`` under ``agent`` and ``worldmodel`` for each agent
+    and world model, so ``agent.<field>=...`` sets any field. A YAML file of the
+    same name wins.
+    """
     from hydra.core.config_store import ConfigStore
     from mnemax.envs import names
 
@@ -76,6 +114,24 @@ def register_env_configs() -> None:
             continue
         folder, _, leaf = f"env/{name}".rpartition("/")
         store.store(group=folder, name=leaf, node={"name": name, "kwargs": {}}, provider="mnemax.envs")
+    for section, registered in (("agent", agent_names()), ("world_model", world_model_names())):
+        folder = GROUP_FOLDERS[section]
+        for name in sorted(set(registered) - set(yaml_options(folder))):
+            node = {"name": name, **_field_defaults((agent_entry if section == "agent" else world_model_entry)(name).config_class)}
+            store.store(group=folder, name=name, node=node, package=section, provider="mnemax")
+
+
+def _field_defaults(config_class: type) -> dict[str, Any]:
+    """The config class's fields that have defaults, as YAML-ready values (fields filled from the top level left out)."""
+    out = {}
+    for field in dataclasses.fields(config_class):
+        if field.name in FROM_TOP_LEVEL or not field.init:
+            continue
+        if field.default is not dataclasses.MISSING:
+            out[field.name] = to_plain(field.default)
+        elif field.default_factory is not dataclasses.MISSING:
+            out[field.name] = to_plain(field.default_factory())
+    return out
 
 
 def _default_choice(group: str) -> str:
@@ -83,25 +139,35 @@ def _default_choice(group: str) -> str:
 
     defaults = OmegaConf.to_container(OmegaConf.load(configs_dir() / f"{CONFIG_NAME}.yaml")).get("defaults", [])
     for item in defaults:
-        if isinstance(item, dict) and group in item:
-            return str(item[group])
+        if isinstance(item, dict) and GROUP_FOLDERS[group] in item:
+            return str(item[GROUP_FOLDERS[group]])
     raise ConfigError(f"configs/{CONFIG_NAME}.yaml names no default for group {group!r}; pick one with {group}=NAME.")
 
 
 def _check_choice(group: str, choice: Any) -> None:
     options = group_options(group)
-    if str(choice) in options:
+    if str(choice) in options or (group == "env" and ":" in str(choice)):
         return
-    close = difflib.get_close_matches(str(choice), options, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else "."
-    raise ConfigError(f"Unknown {group} {str(choice)!r}{hint} Valid choices for {group}=: {', '.join(options)}.")
+    raise ConfigError(unknown_name_message(group.replace("_", " "), str(choice), options, plural=f"choices for {group}="))
 
 
-def _agent_fields(agent_name: str) -> list[str]:
-    from mnemax.experiment.agent_table import agent_entry
+def _settable_fields(section: str, choice: str) -> list[str]:
+    """The keys ``<section>.KEY=`` may set for the chosen agent or world model."""
+    try:
+        config_class = (agent_entry if section == "agent" else world_model_entry)(choice).config_class
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    return ["name", *(f.name for f in dataclasses.fields(config_class) if f.name not in FROM_TOP_LEVEL)]
 
-    fields = [f.name for f in dataclasses.fields(agent_entry(agent_name).config_class)]
-    return ["name", *(f for f in fields if f not in ("total_steps", "backbone"))]
+
+def _ready_group_override(key: str, text: str) -> str:
+    """A group choice as Hydra takes it: ``world_model=X`` picks ``worldmodel=X``; ``env=pkg.mod:Cls`` sets ``env.name``."""
+    value = text.partition("=")[2]
+    if key == "world_model":
+        return f"{WORLD_MODEL_GROUP}={value}"
+    if key == "env" and ":" in value:
+        return f"env.name={value}"
+    return text
 
 
 def check_overrides(overrides: Sequence[str]) -> list[str]:
@@ -129,7 +195,7 @@ def check_overrides(overrides: Sequence[str]) -> list[str]:
             choices[o.key_or_group] = values
             for choice in values:
                 _check_choice(o.key_or_group, choice)
-    agent_name = choices.get("agent", [_default_choice("agent")])[0]
+    chosen = {section: choices.get(section, [None])[0] or _default_choice(section) for section in ("agent", "world_model")}
     top_level = [f.name for f in dataclasses.fields(ExperimentConfig)] + list(TOP_LEVEL_SECTIONS)
 
     ready = []
@@ -148,12 +214,16 @@ def check_overrides(overrides: Sequence[str]) -> list[str]:
             continue
         if section not in top_level:
             raise ConfigError(unknown_key_message("", section, top_level))
-        if rest and section == "agent":
+        if not rest and section in TOP_LEVEL_SECTIONS:
+            ready.append(_ready_group_override(section, text))
+            continue
+        if rest and section in ("agent", "world_model"):
             field = rest.partition(".")[0]
-            if field in ("total_steps", "backbone"):
-                raise ConfigError(f"Key 'agent.{field}' is set at the top level; write {field}=... instead.")
-            if field not in _agent_fields(agent_name):
-                raise ConfigError(unknown_key_message("agent", field, _agent_fields(agent_name)))
+            if field in FROM_TOP_LEVEL:
+                raise ConfigError(f"Key '{section}.{field}' is set at the top level; write {field}=... instead.")
+            valid = _settable_fields(section, chosen[section])
+            if field not in valid:
+                raise ConfigError(unknown_key_message(section, field, valid))
         elif rest and section == "backbone" and rest.partition(".")[0] not in ("name", "features", "options"):
             raise ConfigError(unknown_key_message("backbone", rest, ["name", "features", "options"]))
         elif rest and section == "env" and rest.partition(".")[0] not in ("name", "kwargs"):
@@ -171,7 +241,7 @@ def compose(overrides: Sequence[str] = ()) -> Any:
     from hydra.core.global_hydra import GlobalHydra
 
     ready = check_overrides(overrides)
-    register_env_configs()
+    register_configs()
     GlobalHydra.instance().clear()
     from hydra.errors import HydraException
 
@@ -201,6 +271,7 @@ def load_run_config(overrides: Sequence[str] = ()) -> RunConfig:
 
 __all__ = [
     "CONFIG_MODULE",
+    "backbone_size",
     "CONFIG_NAME",
     "NO_BACKBONE",
     "check_overrides",
@@ -208,6 +279,6 @@ __all__ = [
     "configs_dir",
     "group_options",
     "load_run_config",
-    "register_env_configs",
+    "register_configs",
     "to_run_config",
 ]

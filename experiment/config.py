@@ -1,20 +1,23 @@
 """Typed configs at the boundary: a composed Hydra config -> frozen dataclasses.
 
 Hydra composes ``configs/config.yaml`` with one option from each group
-(``agent/``, ``backbone/``, ``env/``) and the command-line overrides. Nothing
+(``agent/``, ``backbone/``, ``env/``, ``worldmodel/``) and the command-line overrides. Nothing
 downstream sees that dictionary: :func:`run_config_from_dict` converts it once
 into a :class:`RunConfig` of frozen (hashable, jit-static) dataclasses, and
 every mistake is reported there, before anything compiles, as one
 :class:`ConfigError` sentence naming the key and the valid choices.
 
 The conversion is generic over dataclass fields (:func:`build_dataclass`):
-an agent's config class is all it needs to know about the agent.
+an agent's config class (from :mod:`mnemax.agents.registry`) and a world
+model's (from :mod:`mnemax.worldmodels.registry`) are all it needs to know
+about them. Each config class checks its values when it is built, so a
+config that exists is valid, and this conversion is the one place a run's
+values are checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
@@ -23,12 +26,21 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mnemax.agents.registry import agent_entry
 from mnemax.backbones import BackboneSpec
+from mnemax.configs.choices import unknown_name_message
+from mnemax.worldmodels.registry import world_model_entry, world_model_name
 
 NO_BACKBONE = "none"
 """The backbone option that means "feed-forward": the agent config's ``backbone`` becomes ``None``."""
 
 LOGGERS = ("tensorboard", "wandb")
+
+MAX_TOTAL_STEPS = 2**31 - 1
+"""Env steps per seed a run may take: step counters are int32 on the device."""
+
+POSITIVE_ENV_KWARGS = ("max_steps_in_episode", "episode_length")
+"""Env options that count steps, so must be positive integers."""
 
 
 class ConfigError(ValueError):
@@ -44,6 +56,11 @@ class EnvSpec:
 
     name: str
     kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        for key, value in self.kwargs:
+            if key in POSITIVE_ENV_KWARGS and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"Key 'env.kwargs.{key}' counts steps and must be a positive integer, got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +100,10 @@ class ExperimentConfig:
         for key in ("seeds", "total_steps"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"Key '{key}' must be at least 1, got {getattr(self, key)}.")
+        if self.total_steps > MAX_TOTAL_STEPS:
+            raise ConfigError(
+                f"Key 'total_steps' is {self.total_steps:.3g}, more than the {MAX_TOTAL_STEPS} env steps a run can count; lower it."
+            )
         for key in ("checkpoint_every", "keep_checkpoints"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"Key '{key}' must be 0 or more, got {getattr(self, key)}.")
@@ -104,7 +125,10 @@ class RunConfig:
 
     @property
     def backbone(self) -> BackboneSpec | None:
-        return getattr(self.agent, "backbone", None)
+        """The agent's sequence core: its own ``backbone`` field, or its world model's."""
+        if hasattr(self.agent, "backbone"):
+            return self.agent.backbone
+        return getattr(getattr(self.agent, "world_model", None), "backbone", None)
 
 
 # --------------------------------------------------------------------------- generic conversion
@@ -231,6 +255,8 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"Key '{key}' expects a list of {len(args)} items, got {len(value)}.")
         return tuple(coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):  # already built (a backbone passed down from the top level)
+            return value
         if not isinstance(value, Mapping):
             raise _wrong_type(key, tp, value)
         return build_dataclass(tp, value, key)
@@ -241,10 +267,7 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
 
 def unknown_key_message(path: str, key: str, valid: Sequence[str]) -> str:
     """``Unknown key 'agent.lerning_rate'; did you mean 'learning_rate'? Valid keys: ...``."""
-    full = f"{path}.{key}" if path else key
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else "."
-    return f"Unknown key {full!r}{hint} Valid keys: {', '.join(sorted(valid))}."
+    return unknown_name_message("key", key, valid, prefix=f"{path}." if path else "")
 
 
 def build_dataclass(cls: type, values: Mapping[str, Any], path: str = "") -> Any:
@@ -289,7 +312,9 @@ def to_plain(value: Any) -> Any:
 # --------------------------------------------------------------------------- the run config
 
 
-TOP_LEVEL_SECTIONS = ("agent", "backbone", "env")
+TOP_LEVEL_SECTIONS = ("agent", "backbone", "env", "world_model")
+FROM_TOP_LEVEL = ("total_steps", "backbone", "world_model")
+"""Agent config fields filled from the top level of a run config, never set under ``agent``."""
 
 
 def _section(values: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -306,18 +331,18 @@ def backbone_from_dict(values: Mapping[str, Any]) -> BackboneSpec | None:
     from mnemax.backbones import make, names
 
     allowed = ("name", "features", "options")
+    values = {k: v for k, v in values.items() if k != "sizes"}  # named sizes are for scripts (composition.backbone_size)
     for key in values:
         if key not in allowed:
             raise ConfigError(unknown_key_message("backbone", str(key), allowed))
     name = coerce(str, values.get("name", NO_BACKBONE), "backbone.name")
     if name == NO_BACKBONE:
         return None
-    valid = names()
-    if name not in valid:
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else "."
-        raise ConfigError(f"Unknown backbone {name!r}{hint} Valid backbones: {', '.join([NO_BACKBONE, *valid])}.")
+    if name not in names():
+        raise ConfigError(unknown_name_message("backbone", name, [NO_BACKBONE, *names()]))
     features = coerce(int, values.get("features", 128), "backbone.features")
+    if features < 1:
+        raise ConfigError(f"Key 'backbone.features' is the backbone's output width and must be at least 1, got {features}.")
     options = coerce(tuple[tuple[str, Any], ...], values.get("options") or {}, "backbone.options")
     try:
         make(name, features, **dict(options))
@@ -333,17 +358,44 @@ def env_from_dict(values: Mapping[str, Any] | str) -> EnvSpec:
     return build_dataclass(EnvSpec, values, "env")
 
 
+def world_model_from_dict(values: Mapping[str, Any], backbone: BackboneSpec | None) -> Any:
+    """``{name, <fields>}`` -> the registered world model's config; ``backbone`` (if set) goes to its ``backbone`` field."""
+    values = dict(values)
+    name = coerce(str, values.pop("name", "rssm"), "world_model.name")
+    try:
+        config_class = world_model_entry(name).config_class
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    if "backbone" in values:
+        raise ConfigError("Key 'world_model.backbone' is set at the top level; write backbone=NAME (and backbone.features=...) instead.")
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    if backbone is not None and "backbone" in fields:
+        values["backbone"] = backbone
+    return build_dataclass(config_class, values, "world_model")
+
+
+def _agent_values(agent_name: str, agent_values: Mapping[str, Any], derived: Mapping[str, Any]) -> dict[str, Any]:
+    """``agent: {...}`` with the top-level values its config class takes; every key checked."""
+    fields = {f.name for f in dataclasses.fields(agent_entry(agent_name).config_class)}
+    for key in agent_values:
+        if key in FROM_TOP_LEVEL:
+            raise ConfigError(f"Key 'agent.{key}' is set at the top level; write {key}=... instead of agent.{key}=....")
+        if key not in fields:
+            raise ConfigError(unknown_key_message("agent", str(key), sorted(fields - set(FROM_TOP_LEVEL))))
+    return {**agent_values, **{k: v for k, v in derived.items() if k in fields}}
+
+
 def run_config_from_dict(values: Mapping[str, Any]) -> RunConfig:
     """Convert a composed config (plain dicts, interpolations resolved) into a :class:`RunConfig`.
 
     Layout: the :class:`ExperimentConfig` keys at the top level, plus
-    ``agent: {name, <agent config fields>}``, ``backbone: {name, features, options}``
-    and ``env: {name, kwargs}``. ``total_steps`` and the backbone are set on the
-    agent config, whose class comes from the agent table
-    (:mod:`mnemax.experiment.agent_table`).
+    ``agent: {name, <agent config fields>}``, ``backbone: {name, features, options}``,
+    ``world_model: {name, <world-model config fields>}`` and ``env: {name, kwargs}``.
+    ``total_steps`` and the world model are set on the agent config if its class
+    has those fields; the backbone on the agent config's ``backbone`` field, or
+    else on its world model's. The agent's config class comes from
+    :mod:`mnemax.agents.registry`; each config is built once, and building it checks it.
     """
-    from mnemax.experiment.agent_table import agent_entry
-
     values = dict(values)
     agent_values = _section(values, "agent")
     backbone_values = _section(values, "backbone")
@@ -356,29 +408,20 @@ def run_config_from_dict(values: Mapping[str, Any]) -> RunConfig:
     experiment = build_dataclass(ExperimentConfig, top)
 
     agent_name = coerce(str, agent_values.pop("name", "ppo"), "agent.name")
-    entry = agent_entry(agent_name)
-    agent_fields = {f.name for f in dataclasses.fields(entry.config_class)}
-    for key in ("total_steps", "backbone"):
-        if key in agent_values:
-            raise ConfigError(f"Key 'agent.{key}' is set at the top level; write {key}=... instead of agent.{key}=....")
+    try:
+        config_class = agent_entry(agent_name).config_class
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    agent_fields = {f.name for f in dataclasses.fields(config_class)}
     backbone = backbone_from_dict(backbone_values)
     derived: dict[str, Any] = {"total_steps": experiment.total_steps}
     if "backbone" in agent_fields:
         derived["backbone"] = backbone
-    elif backbone is not None:
+    if "world_model" in agent_fields:
+        derived["world_model"] = world_model_from_dict(_section(values, "world_model"), backbone)
+    elif backbone is not None and "backbone" not in agent_fields:
         raise ConfigError(f"Agent {agent_name!r} takes no backbone; use backbone={NO_BACKBONE}.")
-    for key in agent_values:
-        if key not in agent_fields:
-            valid = sorted(agent_fields - set(derived))
-            raise ConfigError(unknown_key_message("agent", str(key), valid))
-    agent = build_dataclass(entry.config_class, agent_values, "agent")
-    agent = dataclasses.replace(agent, **{k: v for k, v in derived.items() if k in agent_fields})
-    validate = getattr(agent, "validate", None)
-    if callable(validate):
-        try:
-            validate()
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"Invalid agent config: {error}") from error
+    agent = build_dataclass(config_class, _agent_values(agent_name, agent_values, derived), "agent")
     return RunConfig(experiment=experiment, agent_name=agent_name, agent=agent, env=env_from_dict(env_values))
 
 
@@ -387,8 +430,12 @@ def run_config_to_dict(config: RunConfig) -> dict[str, Any]:
     agent = to_plain(config.agent)
     agent.pop("total_steps", None)
     backbone = agent.pop("backbone", None)
+    world_model = agent.pop("world_model", None)
     out = to_plain(config.experiment)
     out["agent"] = {"name": config.agent_name, **agent}
+    if world_model is not None:
+        backbone = world_model.pop("backbone", backbone)
+        out["world_model"] = {"name": world_model_name(config.agent.world_model), **world_model}
     out["backbone"] = {"name": NO_BACKBONE} if backbone is None else backbone
     out["env"] = to_plain(config.env)
     return out

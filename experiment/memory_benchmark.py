@@ -41,9 +41,9 @@ from mnemax.envs.memory import MEMORY_ENVS
 from mnemax.envs.memory import dataset as memory_dataset
 from mnemax.envs.memory import metrics
 from mnemax.experiment.markdown import replace_section
-from mnemax.worldmodels.distributions import twohot_mean
-from mnemax.worldmodels.losses import SequenceBatch
-from mnemax.worldmodels.sequence_model import WorldModelConfig, build_model
+from mnemax.worldmodels.batch import SequenceBatch
+from mnemax.worldmodels.registry import make_world_model
+from mnemax.worldmodels.sequence_model import WorldModelConfig
 from mnemax.worldmodels.training import FitResult, fit_world_model, imagine_after_context
 
 PREFIX = "memory/"
@@ -160,7 +160,7 @@ def train_world_model(model, data: SequenceBatch, budget: WorldModelBudget, key:
 def imagine_query(model, params, data: SequenceBatch, context: int, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Observe ``data[:context]``, imagine the rest open loop: decoded frames ``[T - C, N, H, W, 3]`` and rewards ``[T - C, N]``."""
     out = imagine_after_context(model, params, data, context, key)
-    return jnp.clip(out.observation, 0.0, 1.0), twohot_mean(out.reward_logits)
+    return jnp.clip(out.observation, 0.0, 1.0), out.reward
 
 
 def baselines(data: memory_dataset.MemoryDataset) -> dict[str, np.ndarray]:
@@ -205,7 +205,7 @@ def compare_world_models(
         train_batch, held_batch = sequence_batch(train, num_actions), sequence_batch(held, num_actions)
         reference = baselines(held)
         for backbone in backbones:
-            model = build_model(model_config(backbone, budget, data.episode_length), data.arrays["obs"].shape[2:], num_actions)
+            model = make_world_model(model_config(backbone, budget, data.episode_length), data.arrays["obs"].shape[2:], num_actions)
             imagine = jax.jit(lambda p, b, k, model=model: imagine_query(model, p, b, data.context_length, k))
             errors, accuracies, throughputs, losses = [], [], [], []
             for seed in range(seeds):

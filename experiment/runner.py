@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnemax.experiment.agent_table import agent_entry
+from mnemax.agents.registry import agent_entry
 from mnemax.experiment.checkpoints import CheckpointStore
 from mnemax.experiment.config import ConfigError, RunConfig, config_hash, run_config_to_dict
 from mnemax.experiment.loggers import check_loggers_available, make_loggers
@@ -145,7 +145,7 @@ def _build(config: RunConfig) -> tuple[Any, Any, Any]:
     """``(env, env_params, trainer)``; a bad env or agent setting becomes a :class:`ConfigError`."""
     entry = agent_entry(config.agent_name)
     try:
-        env, env_params = entry.make_env(config.env, config.agent)
+        env, env_params = entry.make_env(config.env.name, **dict(config.env.kwargs))
     except (TypeError, ValueError) as error:
         raise ConfigError(f"Cannot build env {config.env.name!r}: {error}") from error
     try:

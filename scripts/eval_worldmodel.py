@@ -31,21 +31,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from mnemax.agents.dreamer_env import DelayedReset, make_dreamer_env
-from mnemax.backbones import BackboneSpec, names
+from mnemax.backbones import names
+from mnemax.experiment.composition import backbone_size
 from mnemax.experiment.markdown import replace_section
 from mnemax.experiment.runtime import configure_jax, machine_description
-from mnemax.worldmodels.distributions import symlog, twohot_mean
-from mnemax.worldmodels.losses import SequenceBatch
-from mnemax.worldmodels.sequence_model import WorldModelConfig, build_model
+from mnemax.worldmodels.batch import SequenceBatch
+from mnemax.worldmodels.distributions import symlog
+from mnemax.worldmodels.registry import make_world_model
+from mnemax.worldmodels.sequence_model import WorldModelConfig
 from mnemax.worldmodels.training import FitResult, fit_world_model, imagine_after_context
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-BACKBONE_OPTIONS = {
-    "s5": (("num_layers", 2), ("state_size", 32)),
-    "s4d": (("num_layers", 2), ("state_size", 32)),
-    "lru": (("num_layers", 2), ("state_size", 32)),
-    "transformer": (("num_layers", 2), ("num_heads", 4), ("window", 64)),
-}
 
 
 def collect(env_name: str, num_envs: int, steps: int, key: jax.Array) -> tuple[SequenceBatch, int]:
@@ -114,7 +110,7 @@ def probe(model, params, data: SequenceBatch, context: int, horizon: int, window
         out = imagine_after_context(model, params, batch, context, imagine_key)
         target = batch.obs[context:]
         error = jnp.sum(jnp.square(out.observation - symlog(target)), axis=-1)  # [H, N]
-        predicted = twohot_mean(out.reward_logits, model.config.twohot_limit)
+        predicted = out.reward
         nearest = reward_values[jnp.argmin(jnp.abs(predicted[..., None] - reward_values), axis=-1)]
         correct = (jnp.abs(nearest - batch.rewards[context:]) < 1e-5).astype(jnp.float32)
         valid = jnp.cumprod(1.0 - batch.resets[context:].astype(jnp.float32), axis=0)
@@ -125,12 +121,9 @@ def probe(model, params, data: SequenceBatch, context: int, horizon: int, window
 
 
 def model_config(backbone: str, features: int, quick: bool) -> WorldModelConfig:
-    options = (("num_layers", 1),) if quick and backbone in ("s5", "s4d", "lru") else BACKBONE_OPTIONS.get(backbone, ())
-    if quick and backbone == "transformer":
-        options = (("num_layers", 1), ("num_heads", 2), ("window", 16))
     size = 16 if quick else 8
     return WorldModelConfig(
-        backbone=BackboneSpec(backbone, features, options),
+        backbone=backbone_size(backbone, "probe_quick" if quick else "probe", features),
         latent_groups=4 if quick else size,
         latent_classes=4 if quick else size,
         hidden=features,
@@ -147,7 +140,7 @@ def run_probe(args: argparse.Namespace) -> dict[str, Any]:
     results = {}
     for backbone in args.backbones:
         config = model_config(backbone, args.features, args.quick)
-        model = build_model(config, data.obs.shape[2:], num_actions)
+        model = make_world_model(config, data.obs.shape[2:], num_actions)
         model_key, probe_key = jax.random.split(jax.random.fold_in(key, names().index(backbone)))
         fit = train_model(model, data, args.updates, args.batch, args.context + args.horizon, model_key, args.lr)
         error, accuracy, counted = probe(model, fit.params, held_out, args.context, args.horizon, args.windows, probe_key)

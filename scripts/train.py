@@ -56,7 +56,7 @@ def train(cfg: DictConfig) -> None:
 def main() -> None:
     """Check the overrides (one sentence and exit 2 on a mistake), then hand over to Hydra."""
     configure_jax()
-    from mnemax.experiment.composition import check_overrides, register_env_configs
+    from mnemax.experiment.composition import check_overrides, register_configs
 
     def is_override(arg: str) -> bool:  # key=value, +key=value, ~key; the rest are Hydra flags and their values
         return not arg.startswith("-") and ("=" in arg or arg.startswith("~"))
@@ -69,7 +69,7 @@ def main() -> None:
         overrides = check_overrides(overrides)
     except ConfigError as error:
         _fail(str(error), EXIT_CONFIG_ERROR)
-    register_env_configs()
+    register_configs()
     sys.argv = [sys.argv[0], *flags, *overrides]
     train()
 

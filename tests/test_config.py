@@ -180,11 +180,11 @@ def test_user_command_line_composes():
 def test_every_registered_env_is_a_config_option():
     from hydra.core.config_store import ConfigStore
 
-    from mnemax.experiment.composition import register_env_configs
+    from mnemax.experiment.composition import register_configs
 
     names = env_names()
     assert check_overrides([f"env={name}" for name in names])  # each passes the up-front check
-    register_env_configs()
+    register_configs()
     store, with_yaml = ConfigStore.instance(), set(yaml_options("env"))
     for name in names:
         assert name in with_yaml or store.load(f"env/{name}.yaml").node.name == name
@@ -234,7 +234,7 @@ def test_bad_overrides_are_one_sentence(override, pattern):
 @settings(max_examples=8)
 @given(
     st.sampled_from(["learning_rate", "gamma", "clip_eps", "ent_coef", "vf_coef"]),
-    st.floats(0.0, 1.0, allow_nan=False),
+    st.floats(1e-6, 1.0, allow_nan=False),
 )
 def test_any_valid_float_override_lands_in_the_agent_config(field, value):
     config = load_run_config([f"agent.{field}={value!r}"])
@@ -258,3 +258,74 @@ def test_multirun_sweeps_check_every_choice():
     ]
     with pytest.raises(ConfigError, match=r"Unknown backbone 's6'; did you mean 's5'\?"):
         check_overrides(["backbone=gru,s6"])
+
+
+# ------------------------------------------------------------------ values that used to fail deep inside
+
+
+@pytest.mark.parametrize(
+    "override, pattern",
+    [
+        ("agent.learning_rate=-1e-3", r"PPOConfig\.learning_rate must be a positive number, got -0\.001"),
+        ("agent.learning_rate=nan", r"PPOConfig\.learning_rate must be a positive number, got nan"),
+        ("agent.clip_eps=-0.2", r"PPOConfig\.clip_eps must be a positive number"),
+        ("agent.max_grad_norm=0", r"PPOConfig\.max_grad_norm must be a positive number, got 0\.0"),
+        ("agent.encoder_sizes=[0]", r"PPOConfig\.encoder_sizes lists layer widths, which must be positive"),
+        ("backbone.features=0", r"Key 'backbone\.features' is the backbone's output width and must be at least 1, got 0"),
+        ("total_steps=1e100", r"Key 'total_steps' is 1e\+100, more than the 2147483647 env steps a run can count"),
+        ("env.kwargs.max_steps_in_episode=-5", r"Key 'env\.kwargs\.max_steps_in_episode' counts steps and must be a positive integer"),
+        ("world_model.hiden=8", r"Unknown key 'world_model\.hiden'; did you mean 'hidden'\?"),
+        ("world_model=rsm", r"Unknown world model 'rsm'; did you mean 'rssm'\?"),
+        ("world_model.backbone=gru", r"Key 'world_model\.backbone' is set at the top level"),
+    ],
+)
+def test_bad_values_are_one_sentence_before_anything_builds(override, pattern):
+    with pytest.raises(ConfigError, match=pattern) as info:
+        load_run_config([override])
+    assert "\n" not in str(info.value)
+
+
+def test_an_empty_encoder_is_a_valid_ppo():
+    config = load_run_config(["agent.encoder_sizes=[]", "backbone=gru"])
+    assert config.agent.encoder_sizes == ()
+
+
+def test_a_user_env_is_a_group_choice_too():
+    assert check_overrides(["env=mnemax.envs.popgym.count_recall:CountRecall"]) == ["env.name=mnemax.envs.popgym.count_recall:CountRecall"]
+    config = load_run_config(["env=mnemax.envs.popgym.count_recall:CountRecall"])
+    assert config.env.name == "mnemax.envs.popgym.count_recall:CountRecall"
+
+
+def test_every_world_model_field_is_settable_from_the_command_line():
+    config = load_run_config(["agent=dreamer", "world_model.cnn_depth=8", "world_model.latent_groups=4", "backbone=gru"])
+    model = config.agent.world_model
+    assert (model.cnn_depth, model.latent_groups, model.backbone.name) == (8, 4, "gru")
+    listed = set(OmegaConf.load(configs_dir() / "worldmodel" / "rssm.yaml")) - {"name"}
+    assert listed == {f.name for f in dataclasses.fields(type(model))} - {"backbone"}
+    assert run_config_from_dict(run_config_to_dict(config)) == config
+
+
+def test_one_did_you_mean_for_every_kind_of_name():
+    from mnemax.backbones import make as make_backbone
+    from mnemax.envs import make as make_env_by_name
+
+    for build, name, pattern in (
+        (lambda: make_backbone("s6", 8), "backbone", r"Unknown backbone 's6'; did you mean 's5'\? Valid backbones: "),
+        (lambda: make_env_by_name("CartPole-v2"), "env", r"Unknown env 'CartPole-v2'; did you mean 'CartPole-v1'\? Valid envs: see mnemax\.envs\.names\(\)\."),
+    ):
+        with pytest.raises(ValueError, match=pattern):
+            build()
+
+
+def test_every_backbone_yaml_names_the_same_sizes_and_each_builds():
+    from mnemax.experiment.composition import backbone_size
+
+    sizes = {name: set(OmegaConf.load(configs_dir() / "backbone" / f"{name}.yaml").sizes) for name in backbone_names()}
+    assert all(names == sizes["gru"] for names in sizes.values()) and "probe" in sizes["gru"]
+    for name in backbone_names():
+        for size in sizes[name]:
+            assert backbone_size(name, size, 8).build().features == 8
+    assert dict(backbone_size("s5", "probe", 64).options) == {"num_layers": 2, "state_size": 32}
+    with pytest.raises(ConfigError, match=r"Unknown size 'prob'; did you mean 'probe'\? Valid sizes of backbone 's5': "):
+        backbone_size("s5", "prob", 64)
+    assert "sizes" not in run_config_to_dict(load_run_config(["backbone=s5"]))["backbone"]  # for scripts, not runs

@@ -20,13 +20,13 @@ from mnemax.agents.actor_critic import (
     return_divisor,
     update_return_scale,
 )
-from mnemax.agents.dreamer import DreamerConfig, make_dreamer_env, make_trainer, model_learning_rate, policy_features
+from mnemax.agents.dreamer import DreamerConfig, make_dreamer_env, make_trainer, model_learning_rate
 from mnemax.agents.dreamer_env import DelayedReset
 from mnemax.backbones import BackboneSpec
 from mnemax.experiment.config import ConfigError, run_config_from_dict
 from mnemax.experiment.runner import run
 from mnemax.worldmodels.distributions import symlog
-from mnemax.worldmodels.sequence_model import LatentState, ModelCarry
+from mnemax.worldmodels.sequence_model import LatentState, ModelCarry, WorldModelConfig, policy_features
 
 H, N = 5, 3
 
@@ -101,6 +101,7 @@ def test_delayed_reset_shows_final_and_first_observation_as_separate_steps():
     assert not bool(steps[end + 2].first)
 
 
+TINY_MODEL = dict(latent_groups=4, latent_classes=4, hidden=16, layers=1, num_bins=31, backbone=BackboneSpec("gru", 16))
 TINY = dict(
     total_steps=160,
     num_envs=2,
@@ -110,14 +111,17 @@ TINY = dict(
     sequence_length=8,
     replay_capacity=200,
     train_start=16,
-    latent_groups=4,
-    latent_classes=4,
-    hidden=16,
-    layers=1,
-    num_bins=31,
+    actor_critic_hidden=16,
+    actor_critic_layers=1,
+    critic_bins=31,
     horizon=4,
-    backbone=BackboneSpec("gru", 16),
+    world_model=WorldModelConfig(**TINY_MODEL),
 )
+
+
+def tiny_model(**fields):
+    """The tiny world model with ``fields`` changed."""
+    return WorldModelConfig(**{**TINY_MODEL, **fields})
 
 
 def test_delayed_reset_keeps_uint8_frames_for_the_world_model_to_scale():
@@ -210,14 +214,20 @@ def test_bad_config_gets_one_sentence():
     with pytest.raises(ValueError, match="less than one update"):
         make_trainer(DreamerConfig(**{**TINY, "total_steps": 4}), env, params)
     with pytest.raises(TypeError, match="BackboneSpec"):
-        make_trainer(DreamerConfig(**{**TINY, "backbone": "gru"}), env, params)
+        make_trainer(DreamerConfig(**{**TINY, "world_model": tiny_model(backbone="gru")}), env, params)
     with pytest.raises(ValueError, match="twohot_limit"):
-        make_trainer(DreamerConfig(**{**TINY, "twohot_limit": -1.0}), env, params)
-    assert DreamerConfig(**{**TINY, "twohot_limit": 1.0}).world_model.twohot_limit == 1.0
+        make_trainer(DreamerConfig(**{**TINY, "world_model": tiny_model(twohot_limit=-1.0)}), env, params)
+    with pytest.raises(ValueError, match="critic_twohot_limit"):
+        make_trainer(DreamerConfig(**{**TINY, "critic_twohot_limit": 0.0}), env, params)
     with pytest.raises(ValueError, match="policy_inputs='hidden' is not one of"):
-        make_trainer(DreamerConfig(**{**TINY, "policy_inputs": "hidden"}), env, params)
+        make_trainer(DreamerConfig(**{**TINY, "world_model": tiny_model(policy_inputs="hidden")}), env, params)
     with pytest.raises(ValueError, match="KV cache"):
-        make_trainer(DreamerConfig(**{**TINY, "policy_inputs": "state", "backbone": BackboneSpec("transformer", 16)}), env, params)
+        tiny_model(policy_inputs="state", backbone=BackboneSpec("transformer", 16))
+    with pytest.raises(TypeError, match="not a registered world-model config"):
+        DreamerConfig(**{**TINY, "world_model": {"name": "rssm"}})
+    for name in ("model_lr", "actor_lr", "critic_lr"):
+        with pytest.raises(ValueError, match=f"{name} must be a positive number"):
+            DreamerConfig(**{**TINY, name: float("nan")})
 
 
 def test_policy_inputs_choose_what_the_actor_reads():
@@ -234,13 +244,13 @@ def test_policy_inputs_choose_what_the_actor_reads():
 
     env, params = make_dreamer_env("CartPole-v1")
     s5 = BackboneSpec("s5", width, (("num_layers", layers), ("state_size", size)))
-    config = DreamerConfig(**{**TINY, "backbone": s5, "policy_inputs": "full"})
+    config = DreamerConfig(**{**TINY, "world_model": tiny_model(backbone=s5, policy_inputs="full")})
     trainer = make_trainer(config, env, params)
     runner_state = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
     first_layer = jax.tree.leaves(runner_state.params.actor)
     # S5 keeps size // 2 complex modes per layer (conjugate symmetry), each as a real and an imaginary feature
-    inputs = width + layers * 2 * (size // 2) + config.latent_groups * config.latent_classes
-    assert any(leaf.shape == (inputs, config.hidden) for leaf in first_layer)
+    inputs = width + layers * 2 * (size // 2) + config.world_model.latent_groups * config.world_model.latent_classes
+    assert any(leaf.shape == (inputs, config.actor_critic_hidden) for leaf in first_layer)
     _, metrics = jax.eval_shape(trainer.update, runner_state)
     assert metrics["actor_loss"].shape == ()
 
@@ -255,14 +265,15 @@ def run_values(tmp_path, **agent):
         "checkpoint_every": 0,
         "agent": {"name": "dreamer", **agent},
         "backbone": {"name": "gru", "features": 16},
+        "world_model": {"name": "rssm", **{k: v for k, v in TINY_MODEL.items() if k != "backbone"}},
         "env": {"name": "CartPole-v1"},
     }
 
 
 def test_the_runner_trains_dreamer_into_a_run_folder(tmp_path):
-    agent = {k: v for k, v in TINY.items() if k not in ("total_steps", "backbone")}
+    agent = {k: v for k, v in TINY.items() if k not in ("total_steps", "world_model")}
     config = run_config_from_dict(run_values(tmp_path, **agent))
-    assert config.agent.backbone == BackboneSpec("gru", 16)
+    assert config.agent.world_model == TINY["world_model"] and config.backbone == BackboneSpec("gru", 16)
     result = run(config)
     for name in ("config.yaml", "metrics.csv", "summary.json", "curves.png", "checkpoint"):
         assert (result.run_dir / name).exists(), name

@@ -19,6 +19,7 @@ import pytest
 
 from mnemax.agents.dreamer import DreamerConfig, make_dreamer_env, make_train
 from mnemax.backbones import BackboneSpec
+from mnemax.worldmodels.sequence_model import WorldModelConfig
 
 SMALL = dict(
     num_envs=4,
@@ -28,14 +29,13 @@ SMALL = dict(
     sequence_length=32,
     replay_capacity=200_000,
     train_start=256,
-    latent_groups=8,
-    latent_classes=8,
-    hidden=128,
-    layers=2,
+    actor_critic_hidden=128,
+    actor_critic_layers=2,
     model_lr=3e-4,
     actor_lr=1e-4,
     critic_lr=1e-4,
 )
+SMALL_MODEL = dict(latent_groups=8, latent_classes=8, hidden=128, layers=2)
 
 
 def final_return(env_name: str, config: DreamerConfig, last_updates: int) -> float:
@@ -48,7 +48,8 @@ def final_return(env_name: str, config: DreamerConfig, last_updates: int) -> flo
 
 @pytest.mark.slow
 def test_dreamer_solves_cartpole_within_100k_steps():
-    config = DreamerConfig(total_steps=100_000, backbone=BackboneSpec("gru", 128), **{**SMALL, "train_ratio": 64})
+    world_model = WorldModelConfig(backbone=BackboneSpec("gru", 128), **SMALL_MODEL)
+    config = DreamerConfig(total_steps=100_000, world_model=world_model, **{**SMALL, "train_ratio": 64})
     assert final_return("CartPole-v1", config, last_updates=50) >= 400.0
 
 
@@ -74,10 +75,9 @@ def test_dreamer_with_s5_solves_repeat_previous_easy_within_100k_steps():
         "sequence_length": 64,
         "model_lr": 1e-3,
         "entropy_coef": 3e-3,
-        "twohot_limit": 1.0,
-        "free_nats": 2.0,
-        "policy_inputs": "full",
+        "critic_twohot_limit": 1.0,
         "lam": 0.5,
     }
-    config = DreamerConfig(total_steps=100_000, backbone=backbone, **options)
+    world_model = WorldModelConfig(backbone=backbone, twohot_limit=1.0, free_nats=2.0, policy_inputs="full", **SMALL_MODEL)
+    config = DreamerConfig(total_steps=100_000, world_model=world_model, **options)
     assert final_return("popgym/RepeatPreviousEasy", config, last_updates=50) > 0.9

@@ -83,7 +83,7 @@ def test_unknown_keyword_names_the_valid_ones():
 
 
 def test_unknown_name_suggests_the_closest():
-    with pytest.raises(ValueError, match=r"Unknown environment 'CartPole-v2'; did you mean 'CartPole-v1'"):
+    with pytest.raises(ValueError, match=r"Unknown env 'CartPole-v2'; did you mean 'CartPole-v1'"):
         make("CartPole-v2")
     with pytest.raises(ValueError, match="popgym/RepeatPreviousEasy"):
         make("popgym/RepeatPrevousEasy")

@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mnemax.backbones import BackboneSpec
-from mnemax.experiment.agent_table import AgentEntry, register_agent
+from mnemax.agents import Trainer, register_agent
 from mnemax.experiment.config import ConfigError, run_config_from_dict
 from mnemax.experiment.run_folder import TIMING_COLUMNS, final_return
 from mnemax.experiment.runner import DivergenceError, chunk_length, run
@@ -48,15 +48,10 @@ class ProbeState(NamedTuple):
     update_count: jax.Array
 
 
-class Trainer(NamedTuple):
-    init: Any
-    update: Any
-    num_updates: int
-
-
 TRACES = {"update": 0}
 
 
+@register_agent("probe", ProbeConfig, make_env=lambda name, **kwargs: (None, None))
 def make_probe_trainer(config: ProbeConfig, env: Any, env_params: Any) -> Trainer:
     """Gradient descent on ``|w - target|^2`` with a fresh noisy target per update; diverges for lr > 1."""
 
@@ -83,9 +78,6 @@ def make_probe_trainer(config: ProbeConfig, env: Any, env_params: Any) -> Traine
         return ProbeState(weight, rng, count), metrics
 
     return Trainer(init=init, update=update, num_updates=config.num_updates)
-
-
-register_agent("probe", AgentEntry(ProbeConfig, make_probe_trainer, lambda env_spec, config: (None, None)))
 
 
 def probe_config(tmp_path: Path, folder: str = "run", **top: Any):

@@ -42,6 +42,7 @@ from mnemax.worldmodels.sequence_model import (
     observe,
     observe_stepwise,
 )
+from mnemax.worldmodels.latent_world_model import LatentWorldModel
 from mnemax.worldmodels.training import fit_world_model
 
 T, B, OBS, ACTIONS, GROUPS, CLASSES, FEATURES = 8, 2, 3, 2, 4, 4, 16
@@ -377,7 +378,7 @@ def deterministic_batch():
 @pytest.mark.parametrize("backbone", names())
 def test_world_model_loss_falls_on_a_deterministic_env(backbone):
     model, _ = tiny_model(backbone)
-    fit = fit_world_model(model, deterministic_batch(), lambda data, key: data, 200, 3e-3, jax.random.key(1), grad_clip=100.0)
+    fit = fit_world_model(LatentWorldModel(model), deterministic_batch(), lambda data, key: data, 200, 3e-3, jax.random.key(1), grad_clip=100.0)
     losses = fit.losses
     assert losses.shape == (200,) and fit.frames_per_second > 0
     assert np.all(np.isfinite(losses))

@@ -102,11 +102,6 @@ def sample_one_hot(key: jax.Array, logits: jax.Array) -> jax.Array:
     return sample + probs - jax.lax.stop_gradient(probs)
 
 
-def latent_mode(logits: jax.Array) -> jax.Array:
-    """The most likely class of every group, one-hot, ``[..., groups, classes]``."""
-    return jax.nn.one_hot(jnp.argmax(logits, axis=-1), logits.shape[-1])
-
-
 def categorical_kl(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
     """``KL(p || q)`` of independent categoricals ``[..., groups, classes]``, summed over groups -> ``[...]``."""
     log_p = jax.nn.log_softmax(logits_p, axis=-1)

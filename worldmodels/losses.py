@@ -10,12 +10,13 @@ All terms are per step ``[T, B]`` and averaged over steps.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from mnemax.worldmodels.batch import SequenceBatch
 from mnemax.worldmodels.distributions import categorical_kl, free_bits, symlog, twohot_log_prob
 from mnemax.worldmodels.networks import unit_frames
 from mnemax.worldmodels.sequence_model import (
@@ -25,21 +26,6 @@ from mnemax.worldmodels.sequence_model import (
     heads,
     observe,
 )
-
-
-class SequenceBatch(NamedTuple):
-    """Replayed sequences, time-major ``[T, B, ...]``; step t holds what arrived with observation t.
-
-    obs: ``x_t``. prev_actions: ``a_{t-1}`` (one-hot if discrete; zero at episode starts).
-    rewards: ``r_t``, the reward of the transition into ``x_t``. continues: ``1 - terminal_t``.
-    resets: true where ``x_t`` is an episode's first observation.
-    """
-
-    obs: jax.Array
-    prev_actions: jax.Array
-    rewards: jax.Array
-    continues: jax.Array
-    resets: jax.Array
 
 
 def kl_balance(

@@ -36,6 +36,9 @@ from mnemax.backbones import BackboneSpec
 from mnemax.worldmodels.distributions import sample_one_hot, symlog, unimix_logits
 from mnemax.worldmodels.networks import MLP, ConvDecoder, ConvEncoder, concat, flatten_groups, unit_frames, zero_dense
 
+POLICY_INPUTS = ("output", "state", "full")
+"""What a policy reads from the latent sequence model (see :attr:`WorldModelConfig.policy_inputs`)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class WorldModelConfig:
@@ -55,6 +58,12 @@ class WorldModelConfig:
       dyn_scale, rep_scale, free_nats: KL balancing (DreamerV3 2023: 0.5, 0.1, 1.0).
       reward_scale: weight of the reward head's loss (DreamerV3's ``loss_scales.reward``, 1.0).
       cnn_depth, cnn_stages: CNN encoder/decoder for image observations ``[H, W, C]``.
+      policy_inputs: what a policy reads (:func:`policy_features`). ``"output"`` (DreamerV3):
+        ``[h_t, z_t]``; ``"state"``: ``[s_t, z_t]`` with ``s_t`` the backbone's recurrent state (symlog of its
+        real and imaginary parts for the SSMs); ``"full"``: ``[h_t, s_t, z_t]``. An SSM's output ``h_t`` is
+        trained to serve the heads, whose reward at ``t`` concerns the action at ``t - 1``, so what the next
+        action needs may sit in ``s_t`` but not in ``h_t`` (R2I feeds its policy the SSM state). ``"state"``
+        and ``"full"`` need a recurrent backbone (not ``transformer``).
     """
 
     backbone: BackboneSpec = BackboneSpec("gru", 256)
@@ -72,6 +81,7 @@ class WorldModelConfig:
     reward_scale: float = 1.0
     cnn_depth: int = 16
     cnn_stages: int = 2
+    policy_inputs: str = "output"
 
     @property
     def latent_size(self) -> int:
@@ -82,8 +92,11 @@ class WorldModelConfig:
         """Width of ``[h_t, z_t]``, what the heads, actor and critic read."""
         return self.backbone.features + self.latent_size
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad field and how to fix it."""
+        """Raise ``ValueError`` naming the first bad field and how to fix it (run when the config is built)."""
         if not isinstance(self.backbone, BackboneSpec):
             raise TypeError(f"WorldModelConfig.backbone must be a mnemax.backbones.BackboneSpec, got {type(self.backbone).__name__}.")
         for name in ("latent_groups", "latent_classes", "hidden", "layers", "cnn_depth", "cnn_stages"):
@@ -102,6 +115,15 @@ class WorldModelConfig:
             )
         if min(self.dyn_scale, self.rep_scale, self.free_nats, self.reward_scale) < 0:
             raise ValueError("dyn_scale, rep_scale, free_nats and reward_scale must be non-negative.")
+        if self.policy_inputs not in POLICY_INPUTS:
+            raise ValueError(
+                f"policy_inputs={self.policy_inputs!r} is not one of {', '.join(map(repr, POLICY_INPUTS))}."
+            )
+        if self.policy_inputs != "output" and self.backbone.name == "transformer":
+            raise ValueError(
+                f"policy_inputs={self.policy_inputs!r} feeds the policy the backbone's recurrent state, and the "
+                "transformer's carry is a KV cache; use policy_inputs='output' or a recurrent backbone."
+            )
 
 
 class ModelCarry(NamedTuple):
@@ -232,8 +254,7 @@ class LatentSequenceModel(nn.Module):
 
 
 def build_model(config: WorldModelConfig, obs_shape: tuple[int, ...], action_size: int) -> LatentSequenceModel:
-    """The model for observations of ``obs_shape`` and actions of width ``action_size``, config checked."""
-    config.validate()
+    """The model for observations of ``obs_shape`` and actions of width ``action_size`` (the config checked itself when built)."""
     obs_shape = tuple(int(d) for d in obs_shape)
     if len(obs_shape) not in (1, 3):
         raise ValueError(
@@ -452,3 +473,12 @@ def imagine_open_loop(
 def heads(model: LatentSequenceModel, params: Any, state: LatentState) -> HeadOutputs:
     """Decoder, reward and continue predictions for any ``[..., ]`` batch of states."""
     return model.apply(params, state, method=LatentSequenceModel.heads)
+
+
+def policy_features(policy_inputs: str) -> Callable[[LatentState, ModelCarry], jax.Array]:
+    """``features(state, carry) -> [N, F]``, what a policy reads (see :attr:`WorldModelConfig.policy_inputs`)."""
+    if policy_inputs == "output":
+        return output_features
+    if policy_inputs == "state":
+        return lambda state, carry: jnp.concatenate([carry_features(carry), state.z], axis=-1)
+    return lambda state, carry: jnp.concatenate([state.h, carry_features(carry), state.z], axis=-1)

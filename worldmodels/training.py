@@ -19,16 +19,8 @@ import jax
 import numpy as np
 import optax
 
-from mnemax.worldmodels.losses import SequenceBatch, world_model_loss
-from mnemax.worldmodels.sequence_model import (
-    HeadOutputs,
-    LatentSequenceModel,
-    heads,
-    imagine_open_loop,
-    init_params,
-    initial_carry,
-    observe,
-)
+from mnemax.worldmodels.batch import SequenceBatch
+from mnemax.worldmodels.protocol import Prediction, WorldModel
 
 BatchSampler = Callable[[Any, jax.Array], SequenceBatch]
 """``sample(data, key) -> SequenceBatch [T, B, ...]``: one training batch drawn from the dataset ``data``."""
@@ -44,7 +36,7 @@ class FitResult(NamedTuple):
 
 
 def fit_world_model(
-    model: LatentSequenceModel,
+    model: WorldModel,
     data: Any,
     sample: BatchSampler,
     updates: int,
@@ -54,24 +46,23 @@ def fit_world_model(
 ) -> FitResult:
     """Train ``model`` alone for ``updates`` Adam steps on batches ``sample(data, key)``.
 
-    Every batch starts from the zero carry (batches begin at episode starts).
+    Every batch starts from the model's initial state (batches begin at episode starts).
     The whole loop is one ``lax.scan`` under one jit; ``seconds`` and
     ``frames_per_second`` time the compiled run only, so the compile is not
     counted as training throughput. DreamerV3's optimiser: global-norm
     clipping at ``grad_clip``, then Adam with eps 1e-8.
     """
     init_key, key = jax.random.split(key)
-    params = init_params(model, init_key)
+    params = model.init(init_key)
     optimizer = optax.chain(optax.clip_by_global_norm(grad_clip), optax.adam(learning_rate, eps=1e-8))
     shape = jax.eval_shape(sample, data, key)
-    carry = initial_carry(model, shape.resets.shape[1])
 
     def run(params, data, key):
         def update(state, key):
             params, opt_state = state
             sample_key, loss_key = jax.random.split(key)
             batch = sample(data, sample_key)
-            loss_fn = lambda p: world_model_loss(model, p, carry, batch, loss_key)  # noqa: E731
+            loss_fn = lambda p: model.loss(p, batch, loss_key)  # noqa: E731
             (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
             step, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, step), opt_state), loss
@@ -86,18 +77,13 @@ def fit_world_model(
     return FitResult(params, np.asarray(losses), seconds, frames / seconds)
 
 
-def imagine_after_context(
-    model: LatentSequenceModel, params: Any, batch: SequenceBatch, context: int, key: jax.Array
-) -> HeadOutputs:
+def imagine_after_context(model: WorldModel, params: Any, batch: SequenceBatch, context: int, key: jax.Array) -> Prediction:
     """Observe ``batch[:context]``, then imagine ``batch[context:]`` open loop under its recorded actions.
 
-    Returns the heads' predictions for the imagined steps, ``[T - context, B, ...]``:
-    what the model expects to see and be rewarded from what the context told it.
+    Returns the model's predictions for the imagined steps, ``[T - context, B, ...]``:
+    what it expects to see and be rewarded from what the context told it.
     """
     observe_key, imagine_key = jax.random.split(key)
-    carry, _ = observe(
-        model, params, initial_carry(model, batch.resets.shape[1]),
-        batch.obs[:context], batch.prev_actions[:context], batch.resets[:context], observe_key,
-    )
-    states = imagine_open_loop(model, params, carry, batch.prev_actions[context:], imagine_key)
-    return heads(model, params, states)
+    seen = jax.tree.map(lambda x: x[:context], batch)
+    state = model.observe(params, model.initial_state(batch.resets.shape[1]), seen, observe_key)
+    return model.imagine_open_loop(params, state, batch.prev_actions[context:], imagine_key)

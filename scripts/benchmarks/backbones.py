@@ -7,21 +7,19 @@ average), from the initial carry.
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 
 import mnemax.backbones as backbones
 from benchmarks.timing import Table, measure, megabytes
+from mnemax.experiment.composition import backbone_size
 
 FEATURES = 128
 
 
 def _one_layer(name: str) -> dict:
-    """``num_layers=1`` where the backbone has layers, so each row is one recurrent layer."""
-    fields = {f.name for f in dataclasses.fields(backbones.make(name, FEATURES))}
-    return {"num_layers": 1} if "num_layers" in fields else {}
+    """The ``one_layer`` size of ``configs/backbone/<name>.yaml``, so each row is one recurrent layer."""
+    return dict(backbone_size(name, "one_layer", FEATURES).options)
 
 
 def variants() -> list[tuple[str, str, dict]]:

@@ -18,7 +18,8 @@ import jax.numpy as jnp
 
 from benchmarks.timing import Table, gigaflops, measure, megabytes
 from mnemax.agents import PPOConfig, make_ppo_env, make_trainer
-from mnemax.agents.ppo import action_space, make_network, make_rollout
+from mnemax.agents.ppo import make_network, make_rollout
+from mnemax.agents.trainer import action_space
 from mnemax.backbones import BackboneSpec
 from mnemax.backbones.scan import resettable_scan
 
@@ -71,7 +72,8 @@ def _case(config: PPOConfig, env_name: str, updates: int, seeds: int = 1):
 def _minibatch_gradient(config: PPOConfig, env, env_params, rows: int, steps: int):
     """``(grad_fn, params, resets)``: the network's forward + backward pass over one minibatch of ``rows``
     whole sequences of ``steps`` steps (as in a recurrent update), with a loss that reads every output."""
-    discrete, action_dim, _ = action_space(env, env_params)
+    actions = action_space(env, env_params, "PPO")
+    discrete, action_dim = actions.discrete, actions.size
     network = make_network(config, action_dim, discrete)
     obs_dim = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0].size
     inputs, resets = jnp.ones((steps, rows, obs_dim)), jnp.zeros((steps, rows), bool).at[0].set(True)

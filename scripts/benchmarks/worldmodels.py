@@ -17,6 +17,7 @@ import optax
 import mnemax.backbones as backbones
 from benchmarks.timing import Table, measure, megabytes
 from mnemax.backbones import BackboneSpec
+from mnemax.experiment.composition import backbone_size
 from mnemax.worldmodels.losses import SequenceBatch, world_model_loss
 from mnemax.worldmodels.sequence_model import (
     LatentState,
@@ -31,10 +32,11 @@ OBS, ACTIONS = 64, 4
 
 
 def _options(name: str, quick: bool) -> tuple:
-    """One layer for the layered backbones (as in the backbone section); the transformer's window covers T=1024."""
+    """The ``one_layer`` size (as in the backbone section); the transformer's window covers T=1024."""
+    options = dict(backbone_size(name, "one_layer", 1).options)
     if name == "transformer":
-        return (("num_layers", 1), ("window", 64 if quick else 1024))
-    return (("num_layers", 1),) if name in ("s5", "s4d", "lru") else ()
+        options["window"] = 64 if quick else 1024
+    return tuple(sorted(options.items()))
 
 
 def _update(model, optimizer):
