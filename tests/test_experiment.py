@@ -25,7 +25,7 @@ from mnemax.backbones import BackboneSpec
 from mnemax.experiment.agent_table import AgentEntry, register_agent
 from mnemax.experiment.config import ConfigError, run_config_from_dict
 from mnemax.experiment.run_folder import TIMING_COLUMNS, final_return
-from mnemax.experiment.runner import DivergenceError, chunk_length, run
+from mnemax.experiment.runner import DivergenceError, RunFailed, RunInterrupted, chunk_length, run
 
 # ------------------------------------------------------------------ a probe agent honouring the Trainer interface
 
@@ -217,8 +217,11 @@ def stop_at(update_to_stop: int, error: BaseException):
 @pytest.mark.parametrize("error", [Crash("power cut"), KeyboardInterrupt()])
 def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, error):
     whole = run(probe_config(tmp_path, "whole", total_steps=200))
-    with pytest.raises(type(error)):
+    with pytest.raises(RunInterrupted if isinstance(error, KeyboardInterrupt) else RunFailed) as info:
         run(probe_config(tmp_path, "cut", total_steps=200), on_chunk=stop_at(14, error))
+    if isinstance(error, Crash):
+        assert info.value.__cause__ is error and info.value.log_path == tmp_path / "cut" / "error.log"
+        assert "Crash: power cut" in info.value.log_path.read_text()
     stopped = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert stopped["status"] == ("interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
     resumed = run(probe_config(tmp_path, "cut", total_steps=200, resume=True))
@@ -243,7 +246,7 @@ def test_an_existing_run_is_not_overwritten_without_resume(tmp_path):
 
 def test_resume_without_run_dir_finds_the_newest_run_of_that_name(tmp_path):
     root = tmp_path / "runs"
-    with pytest.raises(Crash):
+    with pytest.raises(RunFailed):
         run(probe_config(tmp_path, run_dir=None, total_steps=200), runs_root=root, on_chunk=stop_at(8, Crash()))
     with pytest.raises(ConfigError, match="resume=true but no run named 'other'"):
         run(probe_config(tmp_path, run_dir=None, name="other", resume=True), runs_root=root)
@@ -295,7 +298,7 @@ def ppo_config(tmp_path: Path, folder: str, env: str, backbone: dict, **top: Any
 def test_ppo_with_memory_resumes_bit_for_bit(tmp_path):
     gru = {"name": "gru", "features": 8}
     whole = run(ppo_config(tmp_path, "whole", "popgym/RepeatFirstEasy", gru))
-    with pytest.raises(Crash):
+    with pytest.raises(RunFailed):
         run(ppo_config(tmp_path, "cut", "popgym/RepeatFirstEasy", gru), on_chunk=stop_at(3, Crash()))
     resumed = run(ppo_config(tmp_path, "cut", "popgym/RepeatFirstEasy", gru, resume=True))
     assert resumed.summary["resumed_from_update"] == 4  # the crash came after the checkpoint of update 4
@@ -317,16 +320,28 @@ def _nan_reward_cartpole():
     return NaNReward(), params
 
 
-def test_ppo_on_an_env_with_nan_rewards_stops_and_names_the_loss(tmp_path):
+def _register_nan_reward_cartpole() -> str:
     from mnemax.envs import names, register
 
     if "test/NaNRewardCartPole" not in names():
         register("test/NaNRewardCartPole", _nan_reward_cartpole)
-    config = ppo_config(tmp_path, "nan", "test/NaNRewardCartPole", {"name": "none"})
-    with pytest.raises(DivergenceError, match=r"^Update 1 \(seed 0, 64 env steps\) produced a non-finite \w+"):
-        run(config)
+    return "test/NaNRewardCartPole"
+
+
+def test_ppo_on_an_env_with_nan_rewards_stops_and_names_the_reward(tmp_path):
+    config = ppo_config(tmp_path, "nan", _register_nan_reward_cartpole(), {"name": "none"})
+    with pytest.raises(DivergenceError, match=r"^Update 1 \(seed 0, 64 env steps\) produced a non-finite \w+ \(nan\) "
+                       r"because the env returns a non-finite reward .*fix the env's reward\.$"):
+        run(config, check_env=False)
     rows = read_rows(tmp_path / "nan")
     assert len(rows) == 2 and {r["update"] for r in rows} == {"1"}
+
+
+def test_a_user_env_with_nan_rewards_is_stopped_before_compiling(tmp_path):
+    config = ppo_config(tmp_path, "nan", _register_nan_reward_cartpole(), {"name": "none"})
+    with pytest.raises(ConfigError, match=r"(?s)The env 'test/NaNRewardCartPole' has 1 problem\(s\) .*\n- Rewards contain NaN.*--skip-env-check"):
+        run(config)
+    assert not (tmp_path / "nan").exists()
 
 
 def test_compare_writes_a_table_and_a_figure(tmp_path):
