@@ -232,6 +232,123 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, error):
     assert resumed.summary["final_return_mean"] == whole.summary["final_return_mean"]
 
 
+SIGINT_AT = {"update": None}
+
+
+def _interrupt_during_update(count):
+    """Host side of the probe's callback: SIGINT to this process while update ``SIGINT_AT`` computes."""
+    import os
+    import signal
+
+    if SIGINT_AT["update"] is not None and int(np.max(count)) == SIGINT_AT["update"]:
+        SIGINT_AT["update"] = None
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def make_interruptible_trainer(config: ProbeConfig, env: Any, env_params: Any) -> Trainer:
+    """The probe trainer with a callback that can send SIGINT in the middle of a compiled chunk."""
+    probe = make_probe_trainer(config, env, env_params)
+
+    def update(state):
+        state, metrics = probe.update(state)
+        jax.debug.callback(_interrupt_during_update, state.update_count)
+        return state, metrics
+
+    return probe._replace(update=update)
+
+
+register_agent("probe-sigint", AgentEntry(ProbeConfig, make_interruptible_trainer, lambda env_spec, config: (None, None)))
+
+
+def test_sigint_inside_a_chunk_resumes_to_the_uninterrupted_run(tmp_path):
+    # Chunks of 3 updates and no checkpoint before the end: SIGINT lands while update 5 computes, in the
+    # host wait for chunk 4-6. The state saved must be the one after update 6 and be labelled 6.
+    settings = {"agent": {"name": "probe-sigint"}, "total_steps": 160, "checkpoint_every": 0}
+    whole = run(probe_config(tmp_path, "whole", **settings))
+    SIGINT_AT["update"] = 5
+    with pytest.raises(RunInterrupted, match=r"^Interrupted after update 6; continue with: python scripts/train\.py --resume run_dir="):
+        run(probe_config(tmp_path, "cut", **settings))
+    assert [int(r["update"]) for r in read_rows(tmp_path / "cut")][-1] == 6
+    resumed = run(probe_config(tmp_path, "cut", resume=True, **settings))
+    assert resumed.summary["resumed_from_update"] == 6
+    assert read_rows(resumed.run_dir) == read_rows(whole.run_dir)
+    assert_states_equal(resumed.states, whole.states)
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    run(probe_config(tmp_path, total_steps=16))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    result = run(probe_config(tmp_path, total_steps=16, resume=True))
+    assert result.already_finished and result.states is None and result.summary["status"] == "finished"
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
+
+
+def test_resume_in_a_folder_without_a_checkpoint_starts_from_update_0(tmp_path):
+    whole = run(probe_config(tmp_path, "whole", total_steps=80))
+    with pytest.raises(RunFailed):  # dies before its first checkpoint (update 4)
+        run(probe_config(tmp_path, total_steps=80), on_chunk=stop_at(3, Crash()))
+    with pytest.raises(ConfigError, match="already holds a run; set resume=true"):
+        run(probe_config(tmp_path, total_steps=80))
+    resumed = run(probe_config(tmp_path, total_steps=80, resume=True))
+    assert resumed.summary["resumed_from_update"] == 0 and resumed.summary["status"] == "finished"
+    assert read_rows(resumed.run_dir) == read_rows(whole.run_dir)
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path):
+    def broken(config, env, env_params):
+        raise ZeroDivisionError("division by zero")
+
+    def interrupted_while_compiling(config, env, env_params):
+        probe = make_probe_trainer(config, env, env_params)
+
+        def update(state):  # traced only while the chunk compiles
+            if isinstance(state.update_count, jax.core.Tracer) and TRACES.get("compiling"):
+                raise KeyboardInterrupt
+            TRACES["compiling"] = True
+            return probe.update(state)
+
+        return probe._replace(update=update)
+
+    register_agent("probe-broken", AgentEntry(ProbeConfig, broken, lambda env_spec, config: (None, None)))
+    register_agent("probe-ctrl-c", AgentEntry(ProbeConfig, interrupted_while_compiling, lambda env_spec, config: (None, None)))
+    TRACES["compiling"] = False  # the first trace (eval_shape) passes, the chunk's trace is interrupted
+    with pytest.raises(RunInterrupted, match="^Interrupted before the first update; nothing was kept, so the same command"):
+        run(probe_config(tmp_path, "ctrl-c", agent={"name": "probe-ctrl-c"}))
+    assert not (tmp_path / "ctrl-c").exists()
+    with pytest.raises(RunFailed, match=r"unexpected ZeroDivisionError: division by zero; the traceback is in .*\.log\.$") as info:
+        run(probe_config(tmp_path, "broken", agent={"name": "probe-broken"}))
+    assert not (tmp_path / "broken").exists() and "ZeroDivisionError" in info.value.log_path.read_text()
+    info.value.log_path.unlink()
+
+
+def test_a_second_run_in_a_locked_folder_is_refused(tmp_path):
+    from mnemax.experiment.run_folder import RunLock
+
+    (tmp_path / "run").mkdir()
+    holder = RunLock(tmp_path / "run")
+    assert holder.acquire() is None
+    try:
+        with pytest.raises(ConfigError, match=r"^run_dir .*run is in use by another run \(pid \d+\); wait for it to end"):
+            run(probe_config(tmp_path, total_steps=16))
+    finally:
+        holder.release()
+    assert run(probe_config(tmp_path, total_steps=16)).summary["status"] == "finished"  # released, not stuck
+
+
+def test_a_run_dir_that_is_a_file_is_one_sentence(tmp_path):
+    (tmp_path / "run").write_text("")
+    with pytest.raises(ConfigError, match=r"run_dir .* is a file, not a folder; point run_dir at a folder"):
+        run(probe_config(tmp_path, total_steps=16))
+
+
+def test_resume_with_metrics_csv_missing_is_one_sentence(tmp_path):
+    with pytest.raises(RunInterrupted):
+        run(probe_config(tmp_path, total_steps=200), on_chunk=stop_at(4, KeyboardInterrupt()))
+    (tmp_path / "run" / "metrics.csv").unlink()
+    with pytest.raises(ConfigError, match=r"metrics\.csv is missing, so the run cannot resume with its history"):
+        run(probe_config(tmp_path, total_steps=200, resume=True))
+
+
 def test_resume_refuses_a_checkpoint_from_another_config(tmp_path):
     run(probe_config(tmp_path))
     with pytest.raises(ConfigError, match=r"written under another config \(changed: agent\.learning_rate \(0\.1 -> 0\.2\)\)"):
