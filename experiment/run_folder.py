@@ -15,7 +15,11 @@ import csv
 import datetime
 import json
 import math
+import os
 import re
+import shutil
+import tempfile
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +28,10 @@ import numpy as np
 
 LEADING_METRICS = ("env_steps", "episode_return", "episode_length", "episodes")
 TIMING_COLUMNS = ("sps", "time_seconds")
+LOCK_FILE = "run.lock"
+"""Held (``flock``) by the process writing the folder; see :class:`RunLock`."""
+RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "curves.png")
+"""What a run writes beside ``checkpoint/`` and the loggers' folders."""
 FINAL_FRACTION = 0.1
 """``final_return_*`` average the last 10% of updates."""
 
@@ -33,14 +41,25 @@ def folder_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
 
 
-def new_run_dir(name: str, root: str | Path = "runs") -> Path:
-    """``<root>/<YYYYmmdd-HHMMSS>-<name>``, with a numeric suffix if that folder already exists."""
+def new_run_dir(name: str, root: str | Path = "runs", create: bool = False) -> Path:
+    """``<root>/<YYYYmmdd-HHMMSS>-<name>``, with a numeric suffix if that folder already exists.
+
+    With ``create`` the folder is made here, atomically, so two runs started in
+    the same second never share it.
+    """
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{stamp}-{folder_name(name)}"
     path, index = base, 1
-    while path.exists():
+    while True:
+        if not create and not path.exists():
+            return path
+        if create:
+            try:
+                path.mkdir(parents=True)
+                return path
+            except FileExistsError:
+                pass
         path, index = Path(f"{base}-{index}"), index + 1
-    return path
 
 
 def latest_run_dir(name: str, root: str | Path = "runs") -> Path | None:
@@ -51,6 +70,90 @@ def latest_run_dir(name: str, root: str | Path = "runs") -> Path | None:
         return None
     found = sorted(p for p in root.iterdir() if pattern.match(p.name) and (p / "checkpoint").is_dir())
     return found[-1] if found else None
+
+
+class RunLock:
+    """An exclusive lock on ``<run_dir>/run.lock``, held while one process writes the run folder.
+
+    It is an ``fcntl.flock``: the operating system drops it when the process
+    ends, however it ends (crash, SIGKILL, out of memory), so a dead run never
+    leaves the folder locked. The holder's pid is written into the file for the
+    message a second run gets. Where ``fcntl`` does not exist (Windows) the
+    lock is a no-op.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._file = None
+
+    def acquire(self) -> str | None:
+        """Take the lock; ``None`` on success, else the holder's pid as written in the file (may be empty)."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on Linux or macOS
+            return None
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            return holder
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+        return None
+
+    def release(self) -> None:
+        """Drop the lock (closing the file releases the ``flock``); the file stays, so no race on its name."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds (part of) a run: a metrics table or a checkpoint folder."""
+    return (run_dir / "metrics.csv").exists() or (run_dir / "checkpoint").is_dir()
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """``summary.json`` of ``run_dir``, or ``None`` when it is missing or unreadable."""
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def discard_unstarted_run(run_dir: Path, created: bool) -> None:
+    """Remove what a run that never trained wrote, so the folder can be used again as if it never ran.
+
+    A folder the run created goes entirely; in a folder that existed before,
+    only the run's own files go.
+    """
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def write_error_log(error: BaseException, run_dir: Path | None) -> Path:
+    """Write ``error``'s traceback to ``<run_dir>/error.log``, or to a temporary file when the folder is gone."""
+    text = "".join(traceback.format_exception(error))
+    if run_dir is not None and run_dir.is_dir():
+        path = run_dir / "error.log"
+        try:
+            path.write_text(text)
+            return path
+        except OSError:
+            pass
+    handle, name = tempfile.mkstemp(prefix="mnemax-error-", suffix=".log")
+    with os.fdopen(handle, "w") as f:
+        f.write(text)
+    return Path(name)
 
 
 def ordered_metric_names(names: Sequence[str]) -> list[str]:

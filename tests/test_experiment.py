@@ -25,7 +25,7 @@ from mnemax.backbones import BackboneSpec
 from mnemax.agents import Trainer, register_agent
 from mnemax.experiment.config import ConfigError, run_config_from_dict
 from mnemax.experiment.run_folder import TIMING_COLUMNS, final_return
-from mnemax.experiment.runner import DivergenceError, chunk_length, run
+from mnemax.experiment.runner import DivergenceError, RunFailed, RunInterrupted, chunk_length, run
 
 # ------------------------------------------------------------------ a probe agent honouring the Trainer interface
 
@@ -209,8 +209,11 @@ def stop_at(update_to_stop: int, error: BaseException):
 @pytest.mark.parametrize("error", [Crash("power cut"), KeyboardInterrupt()])
 def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, error):
     whole = run(probe_config(tmp_path, "whole", total_steps=200))
-    with pytest.raises(type(error)):
+    with pytest.raises(RunInterrupted if isinstance(error, KeyboardInterrupt) else RunFailed) as info:
         run(probe_config(tmp_path, "cut", total_steps=200), on_chunk=stop_at(14, error))
+    if isinstance(error, Crash):
+        assert info.value.__cause__ is error and info.value.log_path == tmp_path / "cut" / "error.log"
+        assert "Crash: power cut" in info.value.log_path.read_text()
     stopped = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert stopped["status"] == ("interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
     resumed = run(probe_config(tmp_path, "cut", total_steps=200, resume=True))
@@ -219,6 +222,123 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, error):
     assert read_rows(resumed.run_dir) == read_rows(whole.run_dir)
     assert_states_equal(resumed.states, whole.states)
     assert resumed.summary["final_return_mean"] == whole.summary["final_return_mean"]
+
+
+SIGINT_AT = {"update": None}
+
+
+def _interrupt_during_update(count):
+    """Host side of the probe's callback: SIGINT to this process while update ``SIGINT_AT`` computes."""
+    import os
+    import signal
+
+    if SIGINT_AT["update"] is not None and int(np.max(count)) == SIGINT_AT["update"]:
+        SIGINT_AT["update"] = None
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def make_interruptible_trainer(config: ProbeConfig, env: Any, env_params: Any) -> Trainer:
+    """The probe trainer with a callback that can send SIGINT in the middle of a compiled chunk."""
+    probe = make_probe_trainer(config, env, env_params)
+
+    def update(state):
+        state, metrics = probe.update(state)
+        jax.debug.callback(_interrupt_during_update, state.update_count)
+        return state, metrics
+
+    return probe._replace(update=update)
+
+
+register_agent("probe-sigint", AgentEntry(ProbeConfig, make_interruptible_trainer, lambda env_spec, config: (None, None)))
+
+
+def test_sigint_inside_a_chunk_resumes_to_the_uninterrupted_run(tmp_path):
+    # Chunks of 3 updates and no checkpoint before the end: SIGINT lands while update 5 computes, in the
+    # host wait for chunk 4-6. The state saved must be the one after update 6 and be labelled 6.
+    settings = {"agent": {"name": "probe-sigint"}, "total_steps": 160, "checkpoint_every": 0}
+    whole = run(probe_config(tmp_path, "whole", **settings))
+    SIGINT_AT["update"] = 5
+    with pytest.raises(RunInterrupted, match=r"^Interrupted after update 6; continue with: python scripts/train\.py --resume run_dir="):
+        run(probe_config(tmp_path, "cut", **settings))
+    assert [int(r["update"]) for r in read_rows(tmp_path / "cut")][-1] == 6
+    resumed = run(probe_config(tmp_path, "cut", resume=True, **settings))
+    assert resumed.summary["resumed_from_update"] == 6
+    assert read_rows(resumed.run_dir) == read_rows(whole.run_dir)
+    assert_states_equal(resumed.states, whole.states)
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    run(probe_config(tmp_path, total_steps=16))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    result = run(probe_config(tmp_path, total_steps=16, resume=True))
+    assert result.already_finished and result.states is None and result.summary["status"] == "finished"
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
+
+
+def test_resume_in_a_folder_without_a_checkpoint_starts_from_update_0(tmp_path):
+    whole = run(probe_config(tmp_path, "whole", total_steps=80))
+    with pytest.raises(RunFailed):  # dies before its first checkpoint (update 4)
+        run(probe_config(tmp_path, total_steps=80), on_chunk=stop_at(3, Crash()))
+    with pytest.raises(ConfigError, match="already holds a run; set resume=true"):
+        run(probe_config(tmp_path, total_steps=80))
+    resumed = run(probe_config(tmp_path, total_steps=80, resume=True))
+    assert resumed.summary["resumed_from_update"] == 0 and resumed.summary["status"] == "finished"
+    assert read_rows(resumed.run_dir) == read_rows(whole.run_dir)
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path):
+    def broken(config, env, env_params):
+        raise ZeroDivisionError("division by zero")
+
+    def interrupted_while_compiling(config, env, env_params):
+        probe = make_probe_trainer(config, env, env_params)
+
+        def update(state):  # traced only while the chunk compiles
+            if isinstance(state.update_count, jax.core.Tracer) and TRACES.get("compiling"):
+                raise KeyboardInterrupt
+            TRACES["compiling"] = True
+            return probe.update(state)
+
+        return probe._replace(update=update)
+
+    register_agent("probe-broken", AgentEntry(ProbeConfig, broken, lambda env_spec, config: (None, None)))
+    register_agent("probe-ctrl-c", AgentEntry(ProbeConfig, interrupted_while_compiling, lambda env_spec, config: (None, None)))
+    TRACES["compiling"] = False  # the first trace (eval_shape) passes, the chunk's trace is interrupted
+    with pytest.raises(RunInterrupted, match="^Interrupted before the first update; nothing was kept, so the same command"):
+        run(probe_config(tmp_path, "ctrl-c", agent={"name": "probe-ctrl-c"}))
+    assert not (tmp_path / "ctrl-c").exists()
+    with pytest.raises(RunFailed, match=r"unexpected ZeroDivisionError: division by zero; the traceback is in .*\.log\.$") as info:
+        run(probe_config(tmp_path, "broken", agent={"name": "probe-broken"}))
+    assert not (tmp_path / "broken").exists() and "ZeroDivisionError" in info.value.log_path.read_text()
+    info.value.log_path.unlink()
+
+
+def test_a_second_run_in_a_locked_folder_is_refused(tmp_path):
+    from mnemax.experiment.run_folder import RunLock
+
+    (tmp_path / "run").mkdir()
+    holder = RunLock(tmp_path / "run")
+    assert holder.acquire() is None
+    try:
+        with pytest.raises(ConfigError, match=r"^run_dir .*run is in use by another run \(pid \d+\); wait for it to end"):
+            run(probe_config(tmp_path, total_steps=16))
+    finally:
+        holder.release()
+    assert run(probe_config(tmp_path, total_steps=16)).summary["status"] == "finished"  # released, not stuck
+
+
+def test_a_run_dir_that_is_a_file_is_one_sentence(tmp_path):
+    (tmp_path / "run").write_text("")
+    with pytest.raises(ConfigError, match=r"run_dir .* is a file, not a folder; point run_dir at a folder"):
+        run(probe_config(tmp_path, total_steps=16))
+
+
+def test_resume_with_metrics_csv_missing_is_one_sentence(tmp_path):
+    with pytest.raises(RunInterrupted):
+        run(probe_config(tmp_path, total_steps=200), on_chunk=stop_at(4, KeyboardInterrupt()))
+    (tmp_path / "run" / "metrics.csv").unlink()
+    with pytest.raises(ConfigError, match=r"metrics\.csv is missing, so the run cannot resume with its history"):
+        run(probe_config(tmp_path, total_steps=200, resume=True))
 
 
 def test_resume_refuses_a_checkpoint_from_another_config(tmp_path):
@@ -235,7 +355,7 @@ def test_an_existing_run_is_not_overwritten_without_resume(tmp_path):
 
 def test_resume_without_run_dir_finds_the_newest_run_of_that_name(tmp_path):
     root = tmp_path / "runs"
-    with pytest.raises(Crash):
+    with pytest.raises(RunFailed):
         run(probe_config(tmp_path, run_dir=None, total_steps=200), runs_root=root, on_chunk=stop_at(8, Crash()))
     with pytest.raises(ConfigError, match="resume=true but no run named 'other'"):
         run(probe_config(tmp_path, run_dir=None, name="other", resume=True), runs_root=root)
@@ -287,7 +407,7 @@ def ppo_config(tmp_path: Path, folder: str, env: str, backbone: dict, **top: Any
 def test_ppo_with_memory_resumes_bit_for_bit(tmp_path):
     gru = {"name": "gru", "features": 8}
     whole = run(ppo_config(tmp_path, "whole", "popgym/RepeatFirstEasy", gru))
-    with pytest.raises(Crash):
+    with pytest.raises(RunFailed):
         run(ppo_config(tmp_path, "cut", "popgym/RepeatFirstEasy", gru), on_chunk=stop_at(3, Crash()))
     resumed = run(ppo_config(tmp_path, "cut", "popgym/RepeatFirstEasy", gru, resume=True))
     assert resumed.summary["resumed_from_update"] == 4  # the crash came after the checkpoint of update 4
@@ -309,16 +429,28 @@ def _nan_reward_cartpole():
     return NaNReward(), params
 
 
-def test_ppo_on_an_env_with_nan_rewards_stops_and_names_the_loss(tmp_path):
+def _register_nan_reward_cartpole() -> str:
     from mnemax.envs import names, register
 
     if "test/NaNRewardCartPole" not in names():
         register("test/NaNRewardCartPole", _nan_reward_cartpole)
-    config = ppo_config(tmp_path, "nan", "test/NaNRewardCartPole", {"name": "none"})
-    with pytest.raises(DivergenceError, match=r"^Update 1 \(seed 0, 64 env steps\) produced a non-finite \w+"):
-        run(config)
+    return "test/NaNRewardCartPole"
+
+
+def test_ppo_on_an_env_with_nan_rewards_stops_and_names_the_reward(tmp_path):
+    config = ppo_config(tmp_path, "nan", _register_nan_reward_cartpole(), {"name": "none"})
+    with pytest.raises(DivergenceError, match=r"^Update 1 \(seed 0, 64 env steps\) produced a non-finite \w+ \(nan\) "
+                       r"because the env returns a non-finite reward .*fix the env's reward\.$"):
+        run(config, check_env=False)
     rows = read_rows(tmp_path / "nan")
     assert len(rows) == 2 and {r["update"] for r in rows} == {"1"}
+
+
+def test_a_user_env_with_nan_rewards_is_stopped_before_compiling(tmp_path):
+    config = ppo_config(tmp_path, "nan", _register_nan_reward_cartpole(), {"name": "none"})
+    with pytest.raises(ConfigError, match=r"(?s)The env 'test/NaNRewardCartPole' has 1 problem\(s\) .*\n- Rewards contain NaN.*--skip-env-check"):
+        run(config)
+    assert not (tmp_path / "nan").exists()
 
 
 def test_compare_writes_a_table_and_a_figure(tmp_path):

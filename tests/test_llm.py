@@ -264,3 +264,42 @@ def test_generate_with_zero_steering_equals_unsteered(model):
     np.testing.assert_array_equal(np.asarray(zero), np.asarray(plain))
     strong = model.generate(TOKENS[:, :4], jax.random.PRNGKey(0), steer=steer.replace(coeff=50.0), **kwargs).tokens
     assert not np.array_equal(np.asarray(strong), np.asarray(plain))
+
+
+@pytest.fixture(scope="module")
+def saved_gpt2_folder(tmp_path_factory):
+    return _random_model("gpt2").save(tmp_path_factory.mktemp("saved") / "gpt2")
+
+
+@pytest.mark.parametrize("cut", [0, 5, 0.5])
+def test_truncated_or_empty_safetensors_is_named(saved_folder, tmp_path, cut):
+    import shutil
+
+    folder = shutil.copytree(saved_folder, tmp_path / "copy")
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: int(cut * len(data)) if isinstance(cut, float) else cut])
+    with pytest.raises(ValueError, match=r"model\.safetensors is not a readable safetensors file .*truncated or empty"):
+        load(folder)
+
+
+def test_malformed_config_json_is_named(saved_folder, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(saved_folder, tmp_path / "copy")
+    text = (folder / "config.json").read_text()
+    (folder / "config.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON \(.* at line \d+"):
+        load(folder)
+
+
+@pytest.mark.parametrize("family, key", [("gpt2", "n_embd"), ("llama", "hidden_size")])
+def test_a_missing_config_key_is_named(saved_folder, saved_gpt2_folder, tmp_path, family, key):
+    import shutil
+
+    folder = shutil.copytree(saved_gpt2_folder if family == "gpt2" else saved_folder, tmp_path / "copy")
+    config = json.loads((folder / "config.json").read_text())
+    del config[key]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=rf"config\.json lacks the key '{key}', which a model_type="):
+        load(folder)

@@ -132,7 +132,9 @@ def read_folder(path: str | Path) -> tuple[LMConfig, dict, object]:
 
     Raises:
       FileNotFoundError: naming the missing file.
-      ValueError: for an unsupported architecture or a tensor that does not fit the config.
+      ValueError: for an unsupported architecture, a malformed or incomplete config.json (naming
+        the missing key), a truncated or empty safetensors file (naming it), or a tensor that does
+        not fit the config.
     """
     from safetensors.flax import load_file
     from tokenizers import Tokenizer
@@ -148,12 +150,40 @@ def read_folder(path: str | Path) -> tuple[LMConfig, dict, object]:
         raise FileNotFoundError(f"No *.safetensors file in {folder}; convert .bin weights to safetensors first.")
     if not tokenizer_file.exists():
         raise FileNotFoundError(f"{tokenizer_file} is missing; mnemax reads the tokenizer from tokenizer.json.")
-    config = config_from_hf(json.loads(config_file.read_text()))
+    config = _read_config(config_file)
     tensors = {}
     for shard in shards:
-        for name, value in load_file(str(shard)).items():
+        try:
+            loaded = load_file(str(shard))
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own SafetensorError (and OSError)
+            raise ValueError(
+                f"{shard} is not a readable safetensors file ({error}); it is probably truncated or empty, "
+                "so download or save it again."
+            ) from error
+        for name, value in loaded.items():
             tensors[name.removeprefix("transformer.")] = np.asarray(value.astype("float32"))
     return config, hf_to_flax(config, tensors), Tokenizer.from_file(str(tokenizer_file))
+
+
+def _read_config(config_file: Path) -> LMConfig:
+    """``config.json`` -> :class:`LMConfig`, naming the file for bad JSON and the key a config lacks."""
+    try:
+        hf = json.loads(config_file.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{config_file} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); "
+            "fix the file or download it again."
+        ) from error
+    if not isinstance(hf, dict):
+        raise ValueError(f"{config_file} holds a JSON {type(hf).__name__}, not an object of config keys; download it again.")
+    try:
+        return config_from_hf(hf)
+    except KeyError as error:
+        key = error.args[0]
+        raise ValueError(
+            f"{config_file} lacks the key {key!r}, which a model_type={hf.get('model_type')!r} config needs; "
+            "add it or download the complete config.json."
+        ) from error
 
 
 def write_folder(path: str | Path, config: LMConfig, params: dict, tokenizer) -> Path:
