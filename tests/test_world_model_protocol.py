@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mnemax.agents.dreamer import DreamerConfig, make_dreamer_env, make_trainer
 from mnemax.backbones import BackboneSpec
@@ -169,3 +171,49 @@ def test_the_config_pass_picks_a_world_model_by_name_and_checks_its_fields(tmp_p
         run_config_from_dict({**values, "world_model": {"name": "next_observaton"}})
     with pytest.raises(ConfigError, match="world_model.backbone' is set at the top level"):
         run_config_from_dict({**values, "world_model": {"name": "rssm", "backbone": "gru"}})
+
+
+T, B, OBS, ACTIONS = 6, 2, 3, 2
+RSSM = make_world_model(
+    WorldModelConfig(backbone=BackboneSpec("gru", 8), latent_groups=2, latent_classes=3, hidden=8, layers=1, num_bins=15),
+    (OBS,),
+    ACTIONS,
+)
+RSSM_PARAMS = RSSM.init(jax.random.key(0))
+
+
+@jax.jit
+def _observed(params, batch, key):
+    start = RSSM.initial_state(B)
+    final = RSSM.observe(params, start, batch, key)
+    each = RSSM.observe_each(params, start, batch, key)
+
+    def step(state, inputs):
+        obs, action, first, key_t = inputs
+        state = RSSM.observe_step(params, state, obs, action, first, key_t)
+        return state, state
+
+    _, stepped = jax.lax.scan(step, start, (batch.obs, batch.prev_actions, batch.resets, jax.random.split(key, T)))
+    return final, each, stepped
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.lists(st.booleans(), min_size=T * B, max_size=T * B), st.integers(0, 2**16))
+def test_the_three_ways_to_observe_agree_for_every_reset_pattern(flags, seed):
+    """Sequence mode (a probe's context), the state after every step (imagination starts) and acting step by step."""
+    keys = jax.random.split(jax.random.key(seed), 3)
+    resets = jnp.asarray(flags).reshape(T, B).at[0].set(True)
+    batch = SequenceBatch(
+        obs=jax.random.normal(keys[0], (T, B, OBS)),
+        prev_actions=jax.nn.one_hot(jax.random.randint(keys[1], (T, B), 0, ACTIONS), ACTIONS) * ~resets[..., None],
+        rewards=jnp.zeros((T, B)),
+        continues=jnp.ones((T, B)),
+        resets=resets,
+    )
+    final, each, stepped = _observed(RSSM_PARAMS, batch, keys[2])
+    last = jax.tree.map(lambda x: x[-1], each)
+    for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(last)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # acting draws z_t with its own key per step, so compare what does not depend on the draw: the first step's h
+    np.testing.assert_allclose(stepped.latent.h[0], each.latent.h[0], rtol=1e-5, atol=1e-5)
+    assert RSSM.features(last).shape == (B, 8 + 2 * 3)

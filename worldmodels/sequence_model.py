@@ -42,7 +42,7 @@ POLICY_INPUTS = ("output", "state", "full")
 
 @dataclasses.dataclass(frozen=True)
 class WorldModelConfig:
-    """Sizes and loss scales of the world model; hashable, so it is static under ``jit``.
+    """Sizes and loss scales of the latent sequence world model (registered as ``rssm``); hashable, so static under ``jit``.
 
     Attributes:
       backbone: the sequence core (``gru``, ``lstm``, ``transformer``, ``s5``, ``s4d``, ``lru``).
