@@ -414,7 +414,6 @@ def _run_locked(
         if update > start and store.latest_update() != update:
             store.save(update, states)
         message = f"Interrupted after update {update}; continue with: python scripts/train.py --resume run_dir={run_dir}"
-        progress.status(message)
         finish()
         _close(loggers, store)
         raise RunInterrupted(message) from None
