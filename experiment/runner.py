@@ -319,7 +319,10 @@ def _run_locked(
         store.close()
         if fresh:
             discard_unstarted_run(run_dir, created)
-        raise _stopped_before_training(error, run_dir if not (fresh and created) else None) from error
+        replacement = _stopped_before_training(error, run_dir if not (fresh and created) else None)
+        if replacement is error:
+            raise
+        raise replacement from (None if isinstance(replacement, KeyboardInterrupt) else error)
 
     summary_base = {
         "name": experiment.name,
