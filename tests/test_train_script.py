@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,26 +128,36 @@ class BrokenStep(Counter):
 '''
 
 
-def train_user_env(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def train_in_process(cwd: Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """``main()`` of scripts/train.py in this process (no interpreter start-up): ``(exit code, stderr)``."""
+    import importlib.util
+
     (cwd / "planted_envs.py").write_text(USER_ENVS)
-    environment = {**os.environ, "PYTHONPATH": str(cwd)}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env=environment)
+    monkeypatch.syspath_prepend(str(cwd))
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+    spec = importlib.util.spec_from_file_location("train_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as exited:
+        script.main()
+    return exited.value.code, capsys.readouterr().err
 
 
-def test_a_user_env_that_fails_its_checks_stops_with_exit_code_2_before_compiling(tmp_path):
-    result = train_user_env(tmp_path, "env.name=planted_envs:FloatTerminated", "backbone=none", "run_dir=run", "progress=false")
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    assert result.stderr.startswith("error: The env 'planted_envs:FloatTerminated' has 1 problem(s) that training would hit")
-    assert "step's terminated has dtype float32" in result.stderr and "--skip-env-check" in result.stderr
+def test_a_user_env_that_fails_its_checks_stops_with_exit_code_2_before_compiling(tmp_path, monkeypatch, capsys):
+    code, stderr = train_in_process(tmp_path, monkeypatch, capsys, "env.name=planted_envs:FloatTerminated", "backbone=none",
+                                    "run_dir=run", "progress=false")
+    assert code == 2 and "Traceback" not in stderr, stderr
+    assert stderr.startswith("error: The env 'planted_envs:FloatTerminated' has 1 problem(s) that training would hit")
+    assert "step's terminated has dtype float32" in stderr and "--skip-env-check" in stderr
     assert not (tmp_path / "run").exists()
 
 
-def test_an_unexpected_error_is_exit_code_3_with_the_log_file_named(tmp_path):
-    result = train_user_env(tmp_path, "env.name=planted_envs:BrokenStep", "backbone=none", "run_dir=run", "progress=false",
-                            "--skip-env-check")
-    assert result.returncode == 3, result.stderr
-    message = result.stderr.strip()
+def test_an_unexpected_error_is_exit_code_3_with_the_log_file_named(tmp_path, monkeypatch, capsys):
+    code, stderr = train_in_process(tmp_path, monkeypatch, capsys, "env.name=planted_envs:BrokenStep", "backbone=none",
+                                    "run_dir=run", "progress=false", "--skip-env-check")
+    assert code == 3, stderr
+    message = stderr.strip()
     assert message.startswith("error: The run stopped on an unexpected RuntimeError: the physics engine is not initialised")
     log = Path(message.rsplit("the traceback is in ", 1)[1].rstrip("."))
     assert "RuntimeError: the physics engine is not initialised" in log.read_text()
