@@ -7,7 +7,8 @@ JAX with an error that names ``lax.select`` or a tracer, not the env. The
 checker runs the same operations on a small batch and turns what goes wrong
 into one sentence per problem, naming the problem and the fix:
 
-* the API: six values from ``step`` (gymnax >= 1.0), five from ``step_env``;
+* the API: two values from ``reset``, six from ``step`` (gymnax >= 1.0), five from ``step_env``;
+* an action space that disagrees with ``num_actions``;
 * Python control flow on traced values (``if x > 0`` inside ``step_env``);
 * dtype or shape of observation or state that differ between ``reset_env`` and
   ``step_env`` (the usual cause of cryptic ``lax.select`` errors in auto-reset);
@@ -48,7 +49,7 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")  # object addresses in printed jaxprs
 class Finding:
     """One problem: ``check`` names the test that found it, ``message`` says what and how to fix it.
 
-    Checks: ``api``, ``control_flow``, ``reset_step_mismatch``, ``types``,
+    Checks: ``api``, ``action_space``, ``control_flow``, ``reset_step_mismatch``, ``types``,
     ``observation_space``, ``nan``, ``final_observation``, ``auto_reset``,
     ``time_limit``, ``determinism``, ``rollout``.
     """
@@ -114,6 +115,7 @@ def _run_checks(env: Any, params: Any, num_steps: int, key: jax.Array, findings:
     except Exception as error:  # noqa: BLE001
         add("api", f"observation_space/action_space(params) failed with {_describe(error)}; they must accept the env's params.", stop=True)
     sample_action = _action_sampler(action_space)
+    _check_action_space(add, env, action_space)
 
     # 1. Tracing: return arity, control flow on tracers, reset/step agreement.
     _check_step_env_against_reset_env(env, params, key, add)
@@ -181,6 +183,25 @@ def _run_checks(env: Any, params: Any, num_steps: int, key: jax.Array, findings:
     _check_determinism(add, env, params, sample_action, key)
 
 
+def _check_action_space(add: Callable, env: Any, space: Any) -> None:
+    """A ``Discrete(n)`` action space must offer the ``num_actions`` actions the env says it has.
+
+    An agent samples from ``action_space``; with more actions than the env
+    handles, the extra ones silently alias others (or index out of range,
+    which JAX clamps), and with fewer the agent never tries some.
+    """
+    try:
+        declared = env.num_actions
+    except Exception:  # noqa: BLE001 - gymnax's base class raises NotImplementedError; nothing to compare
+        return
+    if isinstance(space, spaces.Discrete) and isinstance(declared, (int, np.integer)) and int(space.n) != int(declared):
+        add(
+            "action_space",
+            f"action_space(params) is Discrete({space.n}) but num_actions is {declared}; an agent samples actions "
+            f"0..{space.n - 1} from action_space, so make both say the number of actions step_env handles.",
+        )
+
+
 def _action_sampler(space: Any) -> Callable[[jax.Array], Any]:
     """``space.sample``, but with a standard normal where a Box is unbounded."""
     if isinstance(space, spaces.Box):
@@ -228,12 +249,13 @@ def _trace(add: Callable, what: str, fn: Callable, *args: Any) -> Any:
                 stop=True,
             )
         if "unpack" in message:
-            add(
-                "api",
-                f"{what} could not unpack a return value [{_describe(error)}]; with gymnax>=1.0 step_env returns "
-                "(obs, state, reward, terminated, info) and step returns (obs, state, reward, terminated, truncated, info).",
-                stop=True,
+            contract = (
+                "reset_env returns (obs, state) and reset passes them on"
+                if what.startswith("reset")
+                else "step_env returns (obs, state, reward, terminated, info) and step returns "
+                "(obs, state, reward, terminated, truncated, info)"
             )
+            add("api", f"{what} could not unpack a return value [{_describe(error)}]; with gymnax>=1.0 {contract}.", stop=True)
         add("api", f"{what} failed while tracing with {_describe(error)}; fix that error first.", stop=True)
     except Exception as error:  # noqa: BLE001
         add("api", f"{what} failed while tracing with {_describe(error)}; fix that error first.", stop=True)

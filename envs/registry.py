@@ -73,6 +73,11 @@ def names() -> list[str]:
     ]
 
 
+def is_user_env(name: str) -> bool:
+    """Whether ``name`` is a user's env: added with :func:`register` or imported as ``package.module:Class``."""
+    return name in _USER_ENVS or (":" in name and name not in names())
+
+
 def make(name: str, **kwargs: Any) -> tuple[Any, Any]:
     """Build the environment ``name`` and return ``(env, params)``; see the module docstring."""
     return build(_resolve(name), name, kwargs)

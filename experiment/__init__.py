@@ -11,6 +11,10 @@ can run before anything touches an XLA backend):
   :mod:`mnemax.worldmodels.registry`);
 * :mod:`~mnemax.experiment.runner` — ``run(config)``: chunks of vmapped updates compiled once,
   metrics, NaN stop, checkpoints and exact resume;
+* :mod:`~mnemax.experiment.resume` — the stored config a ``--resume`` continues with;
+* :mod:`~mnemax.experiment.interrupts` — Ctrl-C held to the next chunk boundary;
+* :mod:`~mnemax.experiment.env_preflight` — a user env's checks before compiling, and the
+  env's part in a divergence;
 * :mod:`~mnemax.experiment.run_folder`, :mod:`~mnemax.experiment.checkpoints`,
   :mod:`~mnemax.experiment.loggers`, :mod:`~mnemax.experiment.progress`,
   :mod:`~mnemax.experiment.plots` — what a run leaves behind and shows;

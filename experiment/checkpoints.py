@@ -15,6 +15,31 @@ from typing import Any
 from mnemax.experiment.config import ConfigError, config_difference
 
 
+def match_weak_types(restored: Any, like: Any) -> Any:
+    """``restored`` with each leaf's weak type set as in ``like``.
+
+    Orbax gives back every array strongly typed, but a state built by ``init``
+    holds weakly typed leaves (an env's step counter made from a Python ``0``).
+    The compiled chunk's cache key includes weak types, so without this a
+    resumed run would compile its program again instead of reusing the
+    persistent cache.
+    """
+    import jax
+    import numpy as np
+
+    try:
+        from jax._src.lax.lax import _convert_element_type
+    except ImportError:  # pragma: no cover - a JAX without it only recompiles
+        return restored
+
+    def match(value: Any, reference: Any) -> Any:
+        if getattr(reference, "weak_type", False) and not getattr(value, "weak_type", True):
+            return _convert_element_type(value, np.dtype(reference.dtype), weak_type=True)
+        return value
+
+    return jax.tree.map(match, restored, like)
+
+
 class CheckpointStore:
     """Save and restore ``(update, states)`` under ``directory``, keeping the last ``keep``."""
 
@@ -79,7 +104,7 @@ class CheckpointStore:
         restored = self._manager.restore(
             update, args=ocp.args.Composite(state=ocp.args.StandardRestore(like), meta=ocp.args.JsonRestore())
         )
-        return int(update), restored.state, dict(restored.meta)
+        return int(update), match_weak_types(restored.state, like), dict(restored.meta)
 
     def close(self) -> None:
         if self._manager is not None:

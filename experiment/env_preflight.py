@@ -18,13 +18,6 @@ PREFLIGHT_STEPS = 16
 """Random steps per vmapped copy in the pre-flight rollout."""
 
 
-def is_user_env(name: str) -> bool:
-    """Whether ``name`` is a user's env: registered at run time or imported by ``package.module:Class``."""
-    from mnemax.envs import registry
-
-    return name in registry._USER_ENVS or (":" in name and name not in registry.names())
-
-
 def env_findings(env_spec: Any) -> list[Any]:
     """The checker's findings (``Finding`` objects) for the env ``env_spec`` names, built as the registry builds it."""
     from mnemax.envs import make
@@ -36,6 +29,8 @@ def env_findings(env_spec: Any) -> list[Any]:
 
 def preflight_message(env_spec: Any) -> str | None:
     """``None`` for a user env that passes (or one of mnemax's own); else the findings as one message."""
+    from mnemax.envs.registry import is_user_env
+
     if not is_user_env(env_spec.name):
         return None
     findings = env_findings(env_spec)

@@ -319,7 +319,10 @@ def _run_locked(
         store.close()
         if fresh:
             discard_unstarted_run(run_dir, created)
-        raise _stopped_before_training(error, run_dir if not (fresh and created) else None) from error
+        replacement = _stopped_before_training(error, run_dir if not (fresh and created) else None)
+        if replacement is error:
+            raise
+        raise replacement from (None if isinstance(replacement, KeyboardInterrupt) else error)
 
     summary_base = {
         "name": experiment.name,
@@ -414,7 +417,6 @@ def _run_locked(
         if update > start and store.latest_update() != update:
             store.save(update, states)
         message = f"Interrupted after update {update}; continue with: python scripts/train.py --resume run_dir={run_dir}"
-        progress.status(message)
         finish()
         _close(loggers, store)
         raise RunInterrupted(message) from None

@@ -123,7 +123,26 @@ class NoAutoReset(GoodEnv):
         return jnp.zeros((3,), jnp.float32)
 
 
+class TooManyActions(GoodEnv):
+    """Handles two actions (see ``num_actions``) but offers five to the agent."""
+
+    @property
+    def num_actions(self) -> int:
+        return 2
+
+    def action_space(self, params=None):
+        return spaces.Discrete(5)
+
+
+class ResetReturnsThreeValues(GoodEnv):
+    def reset_env(self, key, params):
+        obs, state = super().reset_env(key, params)
+        return obs, state, 0
+
+
 PLANTED = [
+    (TooManyActions, "action_space", "Discrete(5) but num_actions is 2"),
+    (ResetReturnsThreeValues, "api", "reset could not unpack a return value [ValueError: too many values to unpack (expected 2)]; with gymnax>=1.0 reset_env returns (obs, state)"),
     (ObservationOutOfBounds, "observation_space", "outside observation_space"),
     (ObservationDtypeChanges, "reset_step_mismatch", "differ in dtype or shape"),
     (NonScalarReward, "types", "reward has shape (1,)"),

@@ -341,6 +341,23 @@ def test_resume_with_metrics_csv_missing_is_one_sentence(tmp_path):
         run(probe_config(tmp_path, total_steps=200, resume=True))
 
 
+def test_resume_takes_the_stored_config_and_compares_only_repeated_keys(tmp_path):
+    from mnemax.experiment.resume import stored_config
+
+    started = probe_config(tmp_path, total_steps=200, agent={"learning_rate": 0.2})
+    with pytest.raises(RunInterrupted):
+        run(started, on_chunk=stop_at(4, KeyboardInterrupt()))
+    plain = probe_config(tmp_path, resume=True)  # what `--resume run_dir=...` composes: the defaults
+    folder = ["run_dir=" + str(tmp_path / "run"), "resume=true"]
+    resumed = stored_config(tmp_path / "run", plain, folder)
+    assert resumed.agent == started.agent and resumed.experiment.total_steps == 200 and resumed.experiment.resume
+    watched = stored_config(tmp_path / "run", probe_config(tmp_path, resume=True, progress=True), [*folder, "progress=true"])
+    assert watched.experiment.progress and watched.agent == started.agent  # how a run is watched may change
+    with pytest.raises(ConfigError, match=r"written under another config \(changed: total_steps \(200 -> 80\)\); --resume takes"):
+        stored_config(tmp_path / "run", plain, [*folder, "total_steps=80"])
+    assert run(resumed).summary["resumed_from_update"] == 4
+
+
 def test_resume_refuses_a_checkpoint_from_another_config(tmp_path):
     run(probe_config(tmp_path))
     with pytest.raises(ConfigError, match=r"written under another config \(changed: agent\.learning_rate \(0\.1 -> 0\.2\)\)"):

@@ -71,3 +71,95 @@ def test_resume_under_another_config_is_refused(finished_run):
     result = train(cwd, *TINY, "run_dir=run", "seeds=2", "agent.learning_rate=0.5", "--resume")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "was written under another config (changed: agent.learning_rate" in result.stderr
+
+
+def test_help_lists_resume_the_exit_codes_and_user_envs(tmp_path):
+    result = train(tmp_path, "--help")
+    assert result.returncode == 0 and list(tmp_path.iterdir()) == []
+    text = result.stdout
+    assert "--resume" in text and "--skip-env-check" in text and "env.name=my_pkg.my_mod:MyEnv" in text
+    codes = text[text.index("exit codes:"):]
+    for code, meaning in (("0", "finished"), ("1", "diverged"), ("2", "bad input"), ("3", "unexpected error"), ("130", "interrupted")):
+        assert f"  {code} " in codes and meaning in codes
+
+
+USER_ENVS = '''
+import jax
+import jax.numpy as jnp
+from gymnax.environments import environment, spaces
+
+
+class Counter(environment.Environment):
+    """Two actions, a counter observed as float32 in [0, 1]."""
+
+    @property
+    def default_params(self):
+        return environment.EnvParams(max_steps_in_episode=8)
+
+    def reset_env(self, key, params):
+        state = environment.EnvState(time=jnp.int32(0))
+        return self.get_obs(state), state
+
+    def step_env(self, key, state, action, params):
+        state = environment.EnvState(time=state.time + 1)
+        return self.get_obs(state), state, jnp.float32(1.0), self.terminated(action), {}
+
+    def terminated(self, action):
+        return action == 1
+
+    def get_obs(self, state, params=None, key=None):
+        return jnp.full((3,), state.time / 8, jnp.float32)
+
+    def action_space(self, params=None):
+        return spaces.Discrete(2)
+
+    def observation_space(self, params=None):
+        return spaces.Box(0.0, 1.0, (3,), jnp.float32)
+
+
+class FloatTerminated(Counter):
+    def terminated(self, action):
+        return (action == 1).astype(jnp.float32)
+
+
+class BrokenStep(Counter):
+    def terminated(self, action):
+        raise RuntimeError("the physics engine is not initialised")
+'''
+
+
+def train_in_process(cwd: Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """``main()`` of scripts/train.py in this process (no interpreter start-up): ``(exit code, stderr)``."""
+    import importlib.util
+
+    (cwd / "planted_envs.py").write_text(USER_ENVS)
+    monkeypatch.syspath_prepend(str(cwd))
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+    spec = importlib.util.spec_from_file_location("train_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as exited:
+        script.main()
+    return exited.value.code, capsys.readouterr().err
+
+
+def test_a_user_env_that_fails_its_checks_stops_with_exit_code_2_before_compiling(tmp_path, monkeypatch, capsys):
+    code, stderr = train_in_process(tmp_path, monkeypatch, capsys, "env.name=planted_envs:FloatTerminated", "backbone=none",
+                                    "run_dir=run", "progress=false")
+    assert code == 2 and "Traceback" not in stderr, stderr
+    assert stderr.startswith("error: The env 'planted_envs:FloatTerminated' has 1 problem(s) that training would hit")
+    assert "step's terminated has dtype float32" in stderr and "--skip-env-check" in stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unexpected_error_is_exit_code_3_with_the_log_file_named(tmp_path, monkeypatch, capsys):
+    code, stderr = train_in_process(tmp_path, monkeypatch, capsys, "env.name=planted_envs:BrokenStep", "backbone=none",
+                                    "run_dir=run", "progress=false", "--skip-env-check")
+    assert code == 3, stderr
+    message = stderr.strip()
+    assert message.startswith("error: The run stopped on an unexpected RuntimeError: the physics engine is not initialised")
+    log = Path(message.rsplit("the traceback is in ", 1)[1].rstrip("."))
+    assert "RuntimeError: the physics engine is not initialised" in log.read_text()
+    assert not (tmp_path / "run").exists()  # it never trained, so it left no folder
+    log.unlink()
