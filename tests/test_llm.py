@@ -51,7 +51,7 @@ TOKENS = np.random.default_rng(0).integers(3, VOCAB, size=(2, 10)).astype(np.int
 
 
 # ---------------------------------------------------------------- Hugging Face parity
-@pytest.fixture(scope="module", params=["gpt2", "llama"])
+@pytest.fixture(scope="module", params=["gpt2", "llama", "mistral", "qwen2"])
 def hf_pair(request, tmp_path_factory):
     """A tiny random transformers model saved to a folder, and the same folder loaded by mnemax."""
     torch = pytest.importorskip("torch", reason="Hugging Face parity needs torch (dev extra: torch==2.13.0)")
@@ -61,10 +61,15 @@ def hf_pair(request, tmp_path_factory):
     if request.param == "gpt2":
         hf_config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=64, resid_pdrop=0.0,
                                             embd_pdrop=0.0, attn_pdrop=0.0, **common)
-    else:  # grouped-query attention (4 query heads, 2 key/value heads), untied head
-        hf_config = transformers.LlamaConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                                             num_attention_heads=4, num_key_value_heads=2,
-                                             tie_word_embeddings=False, rope_theta=500.0, **common)
+    else:  # grouped-query attention (4 query heads, 2 key/value heads)
+        llama_like = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                          num_key_value_heads=2, rope_theta=500.0, **common)
+        if request.param == "llama":  # untied head
+            hf_config = transformers.LlamaConfig(tie_word_embeddings=False, **llama_like)
+        elif request.param == "mistral":  # a window of 4 tokens, shorter than the 10-token inputs
+            hf_config = transformers.MistralConfig(sliding_window=4, head_dim=8, **llama_like)
+        else:  # Qwen2: biases on q, k and v (not o), tied embeddings
+            hf_config = transformers.Qwen2Config(tie_word_embeddings=True, **llama_like)
     reference = transformers.AutoModelForCausalLM.from_config(hf_config).eval()
     folder = tmp_path_factory.mktemp(f"hf_{request.param}")
     reference.save_pretrained(folder)
@@ -116,7 +121,35 @@ def saved_folder(tmp_path_factory):
     return _random_model("llama").save(tmp_path_factory.mktemp("saved") / "m")
 
 
-@pytest.mark.parametrize("missing", ["config.json", "model.safetensors", "tokenizer.json"])
+def test_folder_without_tokenizer_gives_logits_and_names_the_file_only_for_text(saved_folder, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(saved_folder, tmp_path / "copy")
+    (folder / "tokenizer.json").unlink()
+    lm = load(folder)
+    reference = load(saved_folder)
+    np.testing.assert_allclose(np.asarray(lm.logits(TOKENS)), np.asarray(reference.logits(TOKENS)), atol=1e-6)
+    assert lm.generate(TOKENS[:, :3], jax.random.PRNGKey(0), max_new_tokens=2).tokens.shape == (2, 2)
+    assert lm.tokenizer is None
+    with pytest.raises(FileNotFoundError, match=r"tokenizer\.json is missing\); token ids work"):
+        lm.encode(["w1 w2"])
+    with pytest.raises(FileNotFoundError, match="tokenizer.json"):
+        lm.decode(TOKENS)
+    # Saving such a model writes weights and config only; the folder loads again.
+    np.testing.assert_allclose(np.asarray(load(lm.save(tmp_path / "again")).logits(TOKENS)),
+                               np.asarray(lm.logits(TOKENS)), atol=1e-6)
+
+
+def test_tokenizer_is_read_on_first_use(saved_folder, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(saved_folder, tmp_path / "copy")
+    lm = load(folder)
+    assert lm._tokenizer is None  # not read by load
+    assert lm.decode(lm.encode(["w1 w2"])[0]) == ["w1 w2"]
+
+
+@pytest.mark.parametrize("missing", ["config.json", "model.safetensors"])
 def test_missing_file_is_named(saved_folder, tmp_path, missing):
     import shutil
 

@@ -14,7 +14,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import popgym.envs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -44,7 +43,9 @@ def compiled(name: str):
 
 
 def original(name: str):
-    return getattr(popgym.envs, name)()
+    """The original ``popgym`` env ``name``; the calling test skips, with the reason, when popgym is not installed."""
+    popgym_envs = pytest.importorskip("popgym.envs", reason="comparing with the original needs the popgym package")
+    return getattr(popgym_envs, name)()
 
 
 # --------------------------------------------------------------------------------------- API contract

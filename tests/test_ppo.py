@@ -252,6 +252,17 @@ def test_critic_learns_the_infinite_horizon_value_through_truncation(as_terminat
         assert value == pytest.approx(correct, rel=0.1)
 
 
+@pytest.mark.parametrize("name", ["gru", "s5"])
+def test_recurrent_critic_learns_the_infinite_horizon_value_through_truncation(name):
+    """A memory critic can count steps, so truncation-as-termination would teach it V = 4.1 at t = 0, not 10."""
+    spec = BackboneSpec.from_dict(name, 8, BACKBONE_OPTIONS.get(name, {}))
+    config = dataclasses.replace(CLOCK, backbone=spec)
+    state, _ = jax.jit(make_train(config, ConstantReward(), ClockParams()))(jax.random.key(0))
+    network = make_network(config, 2, True)
+    _, (_, value) = network.apply(state.params, network.initialize_carry(1), jnp.zeros((1, 1, 1)), jnp.ones((1, 1), bool))
+    assert float(value[0, 0]) == pytest.approx(1.0 / (1.0 - CLOCK.gamma), rel=0.1)
+
+
 # --------------------------------------------------------------------------- recurrent policies
 
 REPEAT = make_ppo_env("popgym/RepeatPreviousEasy")
@@ -261,6 +272,55 @@ BACKBONE_OPTIONS = {"s5": {"num_layers": 1, "state_size": 8}}
 def recurrent_config(name: str) -> PPOConfig:
     spec = BackboneSpec.from_dict(name, 8, BACKBONE_OPTIONS.get(name, {}))
     return dataclasses.replace(TINY, backbone=spec, encoder_sizes=(8,), head_sizes=(8,), num_steps=24)
+
+
+class Clock(ConstantReward):
+    """:class:`ConstantReward` whose observation is the time step over the limit: 0.2, 0.4, ..., 1.0 at truncation.
+
+    The pre-reset observation after step t is therefore ``inputs[t] + 0.2``,
+    and the next episode's first observation (0.0) differs from it.
+    """
+
+    def step_env(self, key, state, action, params):
+        obs, state, reward, terminated, info = super().step_env(key, state, action, params)
+        return jnp.full(1, state.time / params.max_steps_in_episode, jnp.float32), state, reward, terminated, info
+
+
+@pytest.mark.parametrize("name", ["gru", "s5"])
+def test_recurrent_bootstrap_values_the_truncated_episodes_own_last_observation(name):
+    """At a time limit, the bootstrap value is V(final observation) from the carry that episode built.
+
+    popjaxrl's rollout instead values the next episode's first observation with
+    a reset carry; that equals ``traj.values[t + 1]`` and differs from the value
+    recomputed here step by step.
+    """
+    config = recurrent_config(name)
+    env, params = Clock(), ClockParams()
+    trainer, rollout = make_trainer(config, env, params), make_rollout(config, env, params)
+    network = make_network(config, 2, True)
+
+    def check(key):
+        state = trainer.init(key)
+        start = state.carry
+        state, traj, next_values = rollout(state, jax.random.key(1))
+
+        def step(carry, step_inputs):  # [B, 1], [B], [B, 1]
+            inputs, starts, final_inputs = step_inputs
+            carry, _ = network.apply(state.params, carry, inputs[None], starts[None])
+            _, (_, value) = network.apply(state.params, carry, final_inputs[None], jnp.zeros_like(starts)[None])
+            return carry, value[0]
+
+        final_inputs = traj.inputs + 1.0 / params.max_steps_in_episode
+        _, expected = jax.lax.scan(step, start, (traj.inputs, traj.starts, final_inputs))
+        return traj, next_values, expected, final_inputs
+
+    traj, next_values, expected, final_inputs = jax.jit(check)(jax.random.key(0))
+    truncated = np.asarray(traj.dones & ~traj.terminated)
+    assert truncated.sum() >= config.num_envs * 4  # every env hits the limit every 5 steps
+    np.testing.assert_allclose(np.asarray(final_inputs)[truncated], 1.0, atol=1e-6)  # acted on 0.8, ended at 1.0
+    np.testing.assert_allclose(next_values, expected, atol=1e-5)
+    following = np.asarray(traj.values[1:])[truncated[:-1]]
+    assert np.min(np.abs(np.asarray(next_values[:-1])[truncated[:-1]] - following)) > 1e-4
 
 
 @pytest.mark.parametrize("name", ["gru", "s5"])

@@ -1,7 +1,7 @@
 """Hugging Face-format folders <-> Flax parameters of :class:`~mnemax.agents.llm.model.DecoderLM`.
 
-A folder holds ``config.json``, one or more ``*.safetensors`` files and
-``tokenizer.json`` (read with the ``tokenizers`` package). Tensor names follow
+A folder holds ``config.json``, one or more ``*.safetensors`` files and,
+for text, ``tokenizer.json`` (read lazily with the ``tokenizers`` package). Tensor names follow
 ``transformers``' GPT-2 (``h.{i}.attn.c_attn.weight``, Conv1D ``[in, out]``,
 fused q/k/v) and Llama (``model.layers.{i}.self_attn.q_proj.weight``,
 Linear ``[out, in]``) layouts; :func:`hf_to_flax` and :func:`flax_to_hf`
@@ -125,10 +125,13 @@ def flax_to_hf(config: LMConfig, params: dict) -> dict[str, np.ndarray]:
     return tensors
 
 
-def read_folder(path: str | Path) -> tuple[LMConfig, dict, object]:
-    """Read ``config.json``, the ``*.safetensors`` shards and ``tokenizer.json`` of a folder.
+def read_folder(path: str | Path) -> tuple[LMConfig, dict, Path]:
+    """Read ``config.json`` and the ``*.safetensors`` shards of a folder.
 
-    Returns ``(config, params, tokenizer)``.
+    Returns ``(config, params, tokenizer_file)``: the tokenizer is not read here
+    (the folder may have none; logits from token ids do not need it), only
+    located, so that :class:`~mnemax.agents.llm.LanguageModel` reads it when
+    text is first encoded or decoded.
 
     Raises:
       FileNotFoundError: naming the missing file.
@@ -137,7 +140,6 @@ def read_folder(path: str | Path) -> tuple[LMConfig, dict, object]:
         not fit the config.
     """
     from safetensors.flax import load_file
-    from tokenizers import Tokenizer
 
     folder = Path(path)
     if not folder.is_dir():
@@ -148,8 +150,6 @@ def read_folder(path: str | Path) -> tuple[LMConfig, dict, object]:
         raise FileNotFoundError(f"{config_file} is missing; a model folder needs its config.json.")
     if not shards:
         raise FileNotFoundError(f"No *.safetensors file in {folder}; convert .bin weights to safetensors first.")
-    if not tokenizer_file.exists():
-        raise FileNotFoundError(f"{tokenizer_file} is missing; mnemax reads the tokenizer from tokenizer.json.")
     config = _read_config(config_file)
     tensors = {}
     for shard in shards:
@@ -162,7 +162,7 @@ def read_folder(path: str | Path) -> tuple[LMConfig, dict, object]:
             ) from error
         for name, value in loaded.items():
             tensors[name.removeprefix("transformer.")] = np.asarray(value.astype("float32"))
-    return config, hf_to_flax(config, tensors), Tokenizer.from_file(str(tokenizer_file))
+    return config, hf_to_flax(config, tensors), tokenizer_file
 
 
 def _read_config(config_file: Path) -> LMConfig:
@@ -187,12 +187,13 @@ def _read_config(config_file: Path) -> LMConfig:
 
 
 def write_folder(path: str | Path, config: LMConfig, params: dict, tokenizer) -> Path:
-    """Write a Hugging Face-format folder (``config.json``, ``model.safetensors``, ``tokenizer.json``)."""
+    """Write a Hugging Face-format folder (``config.json``, ``model.safetensors``, and ``tokenizer.json`` unless None)."""
     from safetensors.numpy import save_file
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config_to_hf(config), indent=2))
     save_file(flax_to_hf(config, params), str(folder / "model.safetensors"), metadata={"format": "pt"})
-    tokenizer.save(str(folder / "tokenizer.json"))
+    if tokenizer is not None:
+        tokenizer.save(str(folder / "tokenizer.json"))
     return folder

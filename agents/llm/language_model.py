@@ -21,13 +21,16 @@ class LanguageModel:
     Attributes:
       config: :class:`LMConfig`.
       params: Flax parameters (float32).
-      tokenizer: a ``tokenizers.Tokenizer`` (or None for a model without one).
+      tokenizer: a ``tokenizers.Tokenizer``, read from ``tokenizer_file`` the first time
+        it is used, or None for a model without one. Only :meth:`encode`,
+        :meth:`decode` and :meth:`save` need it; logits and generation work on token ids.
     """
 
-    def __init__(self, config: LMConfig, params, tokenizer=None):
+    def __init__(self, config: LMConfig, params, tokenizer=None, *, tokenizer_file: str | Path | None = None):
         self.config = config
         self.params = params
-        self.tokenizer = tokenizer
+        self._tokenizer = tokenizer
+        self._tokenizer_file = None if tokenizer_file is None else Path(tokenizer_file)
         self.module = DecoderLM(config)
         self._logits = jax.jit(lambda p, t, s: self.module.apply({"params": p}, t, steer=s))
 
@@ -73,10 +76,23 @@ class LanguageModel:
         )
 
     # --- text -------------------------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        """The tokenizer, read from ``tokenizer_file`` on first access; None when there is none."""
+        if self._tokenizer is None and self._tokenizer_file is not None and self._tokenizer_file.exists():
+            from tokenizers import Tokenizer
+
+            self._tokenizer = Tokenizer.from_file(str(self._tokenizer_file))
+        return self._tokenizer
+
     def _require_tokenizer(self):
         if self.tokenizer is None:
-            raise ValueError("This model has no tokenizer; load it from a folder with tokenizer.json.")
-        return self.tokenizer
+            where = "" if self._tokenizer_file is None else f" ({self._tokenizer_file} is missing)"
+            raise FileNotFoundError(
+                f"This model has no tokenizer{where}; token ids work without one (logits, generate), "
+                "but text needs tokenizer.json: add it to the model folder or pass a tokenizers.Tokenizer."
+            )
+        return self._tokenizer
 
     def encode(self, texts: Sequence[str], length: int | None = None, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Left-padded token ids ``[B, Tp]`` and validity mask ``[B, Tp]`` for ``texts``.
@@ -108,15 +124,20 @@ class LanguageModel:
         return texts
 
     def save(self, path: str | Path) -> Path:
-        """Write this model as a Hugging Face-format folder that :func:`load` and ``transformers`` read."""
-        return write_folder(path, self.config, self.params, self._require_tokenizer())
+        """Write this model as a Hugging Face-format folder that :func:`load` and ``transformers`` read.
+
+        A model without a tokenizer is written without ``tokenizer.json``.
+        """
+        return write_folder(path, self.config, self.params, self.tokenizer)
 
 
 def load(path: str | Path) -> LanguageModel:
-    """Load a Hugging Face-format folder (``config.json``, ``*.safetensors``, ``tokenizer.json``).
+    """Load a Hugging Face-format folder (``config.json``, ``*.safetensors``; ``tokenizer.json`` for text).
 
     Supported ``model_type``: ``gpt2``, ``llama``, ``mistral``, ``qwen2`` (SmolLM is ``llama``).
-    Nothing is fetched from a hub: ``path`` is a local folder.
+    Nothing is fetched from a hub: ``path`` is a local folder. A folder without
+    ``tokenizer.json`` loads; :meth:`LanguageModel.encode` and ``decode`` then
+    raise one error naming the missing file.
     """
-    config, params, tokenizer = read_folder(path)
-    return LanguageModel(config, jax.tree.map(jnp.asarray, params), tokenizer)
+    config, params, tokenizer_file = read_folder(path)
+    return LanguageModel(config, jax.tree.map(jnp.asarray, params), tokenizer_file=tokenizer_file)
