@@ -16,11 +16,15 @@ their layer stack (ssm_stack.py), initialisers (ssm_init.py), discretisation
 """
 
 from mnemax.backbones import transformer  # noqa: F401  (registers "transformer")
+from mnemax.backbones.ffm import FFM
 from mnemax.backbones.lru import LRU
+from mnemax.backbones.mamba import Mamba
+from mnemax.backbones.mingru import MinGRU
+from mnemax.backbones.mlstm import MLSTM
 from mnemax.backbones.registry import BackboneSpec, make, names, register
 from mnemax.backbones.rnn import GRU, LSTM
 from mnemax.backbones.s4d import S4D
 from mnemax.backbones.s5 import S5
 from mnemax.backbones.scan import resettable_scan
 
-__all__ = ["BackboneSpec", "GRU", "LRU", "LSTM", "S4D", "S5", "make", "names", "register", "resettable_scan"]
+__all__ = ["BackboneSpec", "FFM", "GRU", "LRU", "LSTM", "Mamba", "MinGRU", "MLSTM", "S4D", "S5", "make", "names", "register", "resettable_scan"]

@@ -139,3 +139,37 @@ def scan_in_chunks(
         state, rest = run(state, inputs[cut:], resets[cut:])
         outputs = jnp.concatenate([outputs, rest])
     return state, outputs
+
+
+def selective_scan(
+    transitions: jax.Array, drive: jax.Array, resets: jax.Array, state: jax.Array, method: str = "auto"
+) -> tuple[jax.Array, jax.Array]:
+    """:func:`resettable_scan` with a transition that changes at every step (Mamba, minGRU).
+
+    ``x_t = a_t * x_{t-1} + b_t`` with ``x_{t-1} := 0`` when ``resets[t]``.
+    ``transitions`` and ``drive`` are both ``[T, B, *S]``; the reset folds into
+    the transition (``a_t <- 0``), so the scan runs the plain two-element
+    operator ``(a_j a_i, a_j b_i + b_j)`` with no flags. Returns
+    ``(x_T [B, *S], states [T, B, *S])``; ``method`` as in :func:`resettable_scan`.
+    """
+    method = resolve_scan_method(method)
+    flags = resets.astype(bool).reshape(resets.shape + (1,) * (drive.ndim - 2))
+    transitions = jnp.where(flags, jnp.zeros_like(transitions), transitions)
+    state = state.astype(drive.dtype)
+
+    def step(previous: jax.Array, inputs: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        a, b = inputs
+        current = a * previous + b
+        return current, current
+
+    if drive.shape[0] == 1 or method == "sequential":
+        return jax.lax.scan(step, state, (transitions, drive))
+
+    def compose(earlier: tuple, later: tuple) -> tuple:
+        (a_i, b_i), (a_j, b_j) = earlier, later
+        return a_j * a_i, a_j * b_i + b_j
+
+    # Fold the carried state into the first drive: b_1 + a_1 x_0.
+    drive = drive.at[0].add(transitions[0] * state)
+    _, states = jax.lax.associative_scan(compose, (transitions, drive))
+    return states[-1], states

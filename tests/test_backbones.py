@@ -26,7 +26,14 @@ INPUT_DIM = 3
 BATCH = 3  # fixed so that each sequence length compiles once per backbone
 LENGTHS = (1, 2, 5, 12)
 # Small settings per backbone; `num_layers` is set to 2 wherever it exists.
-OVERRIDES = {"transformer": {"window": 4, "num_heads": 2}, "s4d": {"state_size": 8}}
+OVERRIDES = {
+    "transformer": {"window": 4, "num_heads": 2},
+    "s4d": {"state_size": 8},
+    "mamba": {"state_size": 4},
+    "mingru": {"expand": 1.0},
+    "mlstm": {"num_heads": 2, "chunk_size": 4},
+    "ffm": {"trace_size": 4, "context_size": 2},
+}
 
 
 def small_options(name: str) -> dict:
@@ -42,7 +49,7 @@ class Compiled:
         self.module = backbones.make(name, FEATURES, **small_options(name))
         carry = self.module.initialize_carry(BATCH)
         x = jnp.zeros((2, BATCH, INPUT_DIM))
-        self.params = self.module.init(jax.random.key(0), carry, x, jnp.zeros((2, BATCH), bool))
+        self.params = jax.jit(self.module.init)(jax.random.key(0), carry, x, jnp.zeros((2, BATCH), bool))
         self.apply = jax.jit(self.module.apply)
 
     def run(self, carry, inputs, resets):
