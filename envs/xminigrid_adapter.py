@@ -105,8 +105,8 @@ XMINIGRID_ENV_IDS = (
 
 
 
-def trivial_rulesets(key: jax.Array, num_rulesets: int, num_objects: int = 3) -> Any:
-    """``num_rulesets`` goal-only rulesets as an ``xminigrid.benchmarks.Benchmark``.
+def trivial_rulesets(seed: int, num_rulesets: int, num_objects: int = 3) -> Any:
+    """Up to ``num_rulesets`` distinct goal-only rulesets as an ``xminigrid.benchmarks.Benchmark``, drawn from ``seed``.
 
     Each ruleset places ``num_objects`` distinct (tile, colour) objects and asks
     the agent to pick up one of them or stand next to it (``AgentHoldGoal`` or
@@ -120,21 +120,40 @@ def trivial_rulesets(key: jax.Array, num_rulesets: int, num_objects: int = 3) ->
     objects = np.array([(t, c) for t in _OBJECT_TILES for c in _OBJECT_COLORS], np.uint8)  # [O, 2]
     if not 1 <= num_objects <= len(objects):
         raise ValueError(f"num_objects must be between 1 and {len(objects)}, got {num_objects}.")
-    choice_key, goal_key = jax.random.split(key)
-    keys = jax.random.split(choice_key, num_rulesets)
-    picks = jax.vmap(lambda k: jax.random.choice(k, len(objects), (num_objects,), replace=False))(keys)
-    init_tiles = jnp.asarray(objects)[picks]  # [N, K, 2]; the first object is the goal's
-    kinds = jnp.where(jax.random.bernoulli(goal_key, 0.5, (num_rulesets,)), _AGENT_HOLD_GOAL, _AGENT_NEAR_GOAL)
-    goals = jnp.zeros((num_rulesets, MAX_GOAL_ENCODING_LEN), jnp.uint8)
-    goals = goals.at[:, 0].set(kinds.astype(jnp.uint8)).at[:, 1:3].set(init_tiles[:, 0])
-    rules = jnp.zeros((num_rulesets, 1, MAX_RULE_ENCODING_LEN), jnp.uint8)
-    return Benchmark(goals=goals, rules=rules, init_tiles=init_tiles, num_rules=jnp.zeros(num_rulesets, jnp.int32))
+    if num_rulesets < 2:
+        raise ValueError(f"num_rulesets must be at least 2 (a training and a held-out part), got {num_rulesets}.")
+    rng = np.random.default_rng(seed)
+    picks = np.argsort(rng.random((num_rulesets, len(objects))), axis=1)[:, :num_objects]  # distinct per row
+    init_tiles = objects[picks]  # [N, K, 2]; the first object is the goal's
+    goals = np.zeros((num_rulesets, MAX_GOAL_ENCODING_LEN), np.uint8)
+    goals[:, 0] = np.where(rng.random(num_rulesets) < 0.5, _AGENT_HOLD_GOAL, _AGENT_NEAR_GOAL)
+    goals[:, 1:3] = init_tiles[:, 0]
+    # Drop repeated rulesets, so that a split never puts one ruleset on both sides.
+    _, first = np.unique(np.concatenate([goals, init_tiles.reshape(num_rulesets, -1)], axis=1), axis=0, return_index=True)
+    keep = np.sort(first)
+    return Benchmark(
+        goals=jnp.asarray(goals[keep]),
+        rules=jnp.zeros((len(keep), 1, MAX_RULE_ENCODING_LEN), jnp.uint8),
+        init_tiles=jnp.asarray(init_tiles[keep]),
+        num_rules=jnp.zeros(len(keep), jnp.int32),
+    )
+
+
+def split_rulesets(rulesets: Any, held_out_fraction: float, seed: int) -> tuple[Any, Any]:
+    """``(train, held_out)``: the rulesets shuffled with ``seed`` (numpy) and cut, ``held_out_fraction`` held out."""
+    count = rulesets.num_rulesets()
+    order = np.random.default_rng(seed).permutation(count)
+    cut = count - max(1, round(count * held_out_fraction))
+    def part(index: np.ndarray) -> Any:
+        return jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[index]), rulesets)
+
+    return part(order[:cut]), part(order[cut:])
 
 
 def load_rulesets(benchmark: str, num_rulesets: int, num_objects: int) -> Any:
     """The named benchmark: generated for ``"trivial-local"``, else xminigrid's (downloaded once)."""
     if benchmark == LOCAL_BENCHMARK:
-        return trivial_rulesets(jax.random.key(0), num_rulesets, num_objects)
+        return trivial_rulesets(0, num_rulesets, num_objects)
     from xminigrid import benchmarks
 
     if benchmark not in benchmarks.registered_benchmarks():
@@ -201,7 +220,7 @@ class XMiniGridEnv(SuiteEnv):
         self.rulesets = None
         if benchmark is not None:
             rulesets = load_rulesets(benchmark, int(num_rulesets), int(num_objects))
-            train, held_out = rulesets.shuffle(jax.random.key(split_seed)).split(1.0 - float(held_out_fraction))
+            train, held_out = split_rulesets(rulesets, float(held_out_fraction), int(split_seed))
             self.rulesets = train if split == "train" else held_out
             if self.rulesets.num_rulesets() == 0:
                 raise ValueError(f"The {split} part of {benchmark!r} is empty; change held_out_fraction.")

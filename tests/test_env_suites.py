@@ -2,6 +2,9 @@
 
 Each suite's tests skip, with the reason, when its package is absent; the
 missing-suite message and the uint8 flattening are tested without any suite.
+Compiling Craftax or POPGym Arcade takes minutes on two cores, so their
+check_env and step tests are slow (``pytest -m slow``); ``test_check_env_passes_on_every_id``
+checks every id of every installed suite.
 """
 
 from __future__ import annotations
@@ -66,7 +69,13 @@ def test_listed_ids_are_the_installed_suites_ids(suite):
     assert listed == list(LIVE_IDS[suite]())
 
 
-@pytest.mark.parametrize("suite", sorted(SUITES))
+# Craftax's step and POPGym Arcade's renderer take a minute or more to compile on two cores: slow tests.
+COMPILE_HEAVY = {"craftax", "popgym_arcade"}
+
+
+@pytest.mark.parametrize(
+    "suite", [pytest.param(s, marks=pytest.mark.slow) if s in COMPILE_HEAVY else s for s in sorted(SUITES)]
+)
 def test_check_env_passes_and_observation_keeps_its_dtype(suite):
     require(suite)
     name, dtype = REPRESENTATIVE[suite]
@@ -102,11 +111,12 @@ def test_navix_time_limit_is_truncated_not_terminated():
 def test_navix_goal_is_terminated():
     require("navix")
     env, params = make("navix/Navix-Empty-5x5-v0")
-    # Empty-5x5: agent at (1, 1) facing east, goal at (3, 3): forward, turn right, forward, forward.
-    reward, terminated, truncated, _ = rollout(env, params, [2, 1, 2, 2])
+    # Empty-5x5: agent at (1, 1) facing east, goal at (3, 3): forward twice, turn clockwise, forward twice.
+    reward, terminated, truncated, _ = rollout(env, params, [2, 2, 1, 2, 2])
     assert terminated[-1] and not truncated.any() and reward[-1] > 0
 
 
+@pytest.mark.slow
 def test_craftax_own_step_limit_is_truncated():
     require("craftax")
     env, params = make("craftax/Craftax-Classic-Symbolic-v1")
