@@ -3,7 +3,7 @@
 Each suite's tests skip, with the reason, when its package is absent; the
 missing-suite message and the uint8 flattening are tested without any suite.
 Compiling Craftax or POPGym Arcade takes minutes on two cores, so their
-check_env and step tests are slow (``pytest -m slow``); ``test_check_env_passes_on_every_id``
+check_env and step tests are slow (as is XLand's check_env) (``pytest -m slow``); ``test_check_env_passes_on_every_id``
 checks every id of every installed suite.
 """
 
@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mnemax.envs import check_env, make, names, registry, suite_adapter
+from mnemax.envs.suite_adapter import LegacyGymnaxSuiteEnv, SuiteParams
 from mnemax.envs.wrappers import flat_box, flatten
 
 SUITES = {suite.prefix.rstrip("/"): suite for suite in registry.SUITES}
@@ -62,6 +63,62 @@ def rollout(env, params, actions, key=jax.random.key(0)):
     return jax.jit(lambda s: jax.lax.scan(step, s, (keys, jnp.asarray(actions)))[1])(state)
 
 
+class CountdownLegacyEnv:
+    """A gymnax-0.0.x-style env: the state counts steps; ``done`` at ``goal`` (natural) or ``limit`` (time).
+
+    ``info["truncated"]`` flags the time limit when the goal was not reached on the same step.
+    """
+
+    def __init__(self, goal: int, limit: int):
+        self.goal, self.limit = goal, limit
+
+    def reset_env(self, key, params):
+        return jnp.zeros(1), jnp.zeros((), jnp.int32)
+
+    def step_env(self, key, state, action, params):
+        state = state + 1
+        reached = state == self.goal
+        truncated = jnp.logical_and(state >= self.limit, jnp.logical_not(reached))
+        done = jnp.logical_or(reached, truncated)
+        return jnp.ones(1) * state, state, jnp.float32(1.0), done, {"truncated": truncated}
+
+    def action_space(self, params):
+        return spaces.Discrete(2)
+
+    def observation_space(self, params):
+        return spaces.Box(0.0, 1e6, (1,), jnp.float32)
+
+
+class CountdownSuiteEnv(LegacyGymnaxSuiteEnv):
+    prefix, env_id = "test/", "Countdown"
+
+    def __init__(self, goal: int, limit: int):
+        self.legacy_env, self.legacy_params = CountdownLegacyEnv(goal, limit), None
+
+    @property
+    def default_params(self):
+        return SuiteParams(max_steps_in_episode=self.legacy_env.limit)
+
+    def split_done(self, done, inner_state, inner_params, info):
+        time_limit_hit = jnp.logical_and(done, info["truncated"])
+        return jnp.logical_and(done, jnp.logical_not(time_limit_hit)), time_limit_hit
+
+
+@given(goal=st.integers(1, 12), limit=st.integers(1, 12), mnemax_limit=st.integers(1, 12))
+def test_suite_endings_split_into_terminated_or_truncated(goal, limit, mnemax_limit):
+    # The episode ends at the first of the goal, the suite's limit and mnemax's limit; only the goal terminates.
+    env = CountdownSuiteEnv(goal, limit)
+    params = env.default_params.replace(max_steps_in_episode=mnemax_limit)
+    _, terminated, truncated, info = rollout(env, params, [0] * 13)
+    end = min(goal, limit, mnemax_limit)
+    first = int(np.argmax(np.logical_or(terminated, truncated)))
+    assert first == end - 1
+    assert bool(terminated[first]) == (goal == end)
+    assert bool(truncated[first]) == (goal != end)
+    assert not np.any(np.logical_and(terminated, truncated))
+    assert float(info["final_observation"][first, 0]) == end  # the last observation before the auto-reset
+
+
 @pytest.mark.parametrize("suite", sorted(SUITES))
 def test_listed_ids_are_the_installed_suites_ids(suite):
     require(suite)
@@ -69,8 +126,10 @@ def test_listed_ids_are_the_installed_suites_ids(suite):
     assert listed == list(LIVE_IDS[suite]())
 
 
-# Craftax's step and POPGym Arcade's renderer take a minute or more to compile on two cores: slow tests.
-COMPILE_HEAVY = {"craftax", "popgym_arcade"}
+# Craftax's step, POPGym Arcade's renderer and XLand's rule engine take from ten seconds to minutes to
+# compile on two cores; check_env compiles each several times (jit, vmap), so these are slow tests.
+# XLand's step is also covered, in one compile, by the fast meta-episode test below.
+COMPILE_HEAVY = {"craftax", "popgym_arcade", "xminigrid"}
 
 
 @pytest.mark.parametrize(
