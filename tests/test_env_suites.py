@@ -9,6 +9,7 @@ checks every id of every installed suite.
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 import jax
@@ -51,7 +52,11 @@ def require(suite: str) -> None:
 
 def rollout(env, params, actions, key=jax.random.key(0)):
     """Step ``env`` through ``actions`` [T] from a reset: stacked (reward, terminated, truncated, info)."""
+    return _rollout(env, params, jnp.asarray(actions), key)
 
+
+@functools.partial(jax.jit, static_argnums=0)
+def _rollout(env, params, actions, key):
     def step(state, inputs):
         key, action = inputs
         _, state, reward, terminated, truncated, info = env.step(key, state, action, params)
@@ -59,28 +64,23 @@ def rollout(env, params, actions, key=jax.random.key(0)):
 
     reset_key, step_key = jax.random.split(key)
     _, state = env.reset(reset_key, params)
-    keys = jax.random.split(step_key, len(actions))
-    return jax.jit(lambda s: jax.lax.scan(step, s, (keys, jnp.asarray(actions)))[1])(state)
+    return jax.lax.scan(step, state, (jax.random.split(step_key, len(actions)), actions))[1]
 
 
 class CountdownLegacyEnv:
-    """A gymnax-0.0.x-style env: the state counts steps; ``done`` at ``goal`` (natural) or ``limit`` (time).
+    """A gymnax-0.0.x-style env: the state counts steps; ``done`` at ``params["goal"]`` (natural) or ``params["limit"]``.
 
     ``info["truncated"]`` flags the time limit when the goal was not reached on the same step.
     """
-
-    def __init__(self, goal: int, limit: int):
-        self.goal, self.limit = goal, limit
 
     def reset_env(self, key, params):
         return jnp.zeros(1), jnp.zeros((), jnp.int32)
 
     def step_env(self, key, state, action, params):
         state = state + 1
-        reached = state == self.goal
-        truncated = jnp.logical_and(state >= self.limit, jnp.logical_not(reached))
-        done = jnp.logical_or(reached, truncated)
-        return jnp.ones(1) * state, state, jnp.float32(1.0), done, {"truncated": truncated}
+        reached = state == params["goal"]
+        truncated = jnp.logical_and(state >= params["limit"], jnp.logical_not(reached))
+        return jnp.ones(1) * state, state, jnp.float32(1.0), jnp.logical_or(reached, truncated), {"truncated": truncated}
 
     def action_space(self, params):
         return spaces.Discrete(2)
@@ -92,24 +92,26 @@ class CountdownLegacyEnv:
 class CountdownSuiteEnv(LegacyGymnaxSuiteEnv):
     prefix, env_id = "test/", "Countdown"
 
-    def __init__(self, goal: int, limit: int):
-        self.legacy_env, self.legacy_params = CountdownLegacyEnv(goal, limit), None
+    def __init__(self):
+        self.legacy_env, self.legacy_params = CountdownLegacyEnv(), {"goal": 1, "limit": 1}
 
     @property
     def default_params(self):
-        return SuiteParams(max_steps_in_episode=self.legacy_env.limit)
+        return SuiteParams(max_steps_in_episode=1, inner=self.legacy_params)
 
     def split_done(self, done, inner_state, inner_params, info):
         time_limit_hit = jnp.logical_and(done, info["truncated"])
         return jnp.logical_and(done, jnp.logical_not(time_limit_hit)), time_limit_hit
 
 
+COUNTDOWN = CountdownSuiteEnv()  # one instance: the jitted rollout compiles once for every example
+
+
 @given(goal=st.integers(1, 12), limit=st.integers(1, 12), mnemax_limit=st.integers(1, 12))
 def test_suite_endings_split_into_terminated_or_truncated(goal, limit, mnemax_limit):
     # The episode ends at the first of the goal, the suite's limit and mnemax's limit; only the goal terminates.
-    env = CountdownSuiteEnv(goal, limit)
-    params = env.default_params.replace(max_steps_in_episode=mnemax_limit)
-    _, terminated, truncated, info = rollout(env, params, [0] * 13)
+    params = SuiteParams(max_steps_in_episode=jnp.int32(mnemax_limit), inner={"goal": jnp.int32(goal), "limit": jnp.int32(limit)})
+    _, terminated, truncated, info = rollout(COUNTDOWN, params, [0] * 13)
     end = min(goal, limit, mnemax_limit)
     first = int(np.argmax(np.logical_or(terminated, truncated)))
     assert first == end - 1
