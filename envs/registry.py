@@ -1,11 +1,13 @@
 """Environments by name: ``make(name, **kwargs) -> (env, params)``.
 
-Five kinds of names resolve:
+Six kinds of names resolve:
 
 * every gymnax id (``gymnax.registered_envs``): ``"CartPole-v1"``, ``"Breakout-MinAtar"``, ...;
 * ``"popgym/<Name>"`` for mnemax's POPGym ports (``mnemax.envs.popgym.POPGYM_ENVS``);
 * ``"memory/<Name>"`` for the S4WM memory-task suite (``mnemax.envs.memory.MEMORY_ENVS``);
 * ``"brax/<name>"`` for Brax's locomotion and control tasks, through :class:`~mnemax.envs.brax_adapter.BraxEnv`;
+* ``"craftax/<id>"``, ``"navix/<id>"``, ``"xminigrid/<id>"``, ``"popgym_arcade/<id>"`` for the JAX
+  suites of :data:`SUITES`, each an optional extra (``pip install "mnemax[craftax]"``);
 * ``"package.module:Attribute"`` for a user's env class or factory, imported on demand,
   and any name added with :func:`register`.
 
@@ -26,6 +28,11 @@ import gymnax
 
 from mnemax.configs.choices import unknown_name_message
 from mnemax.envs.brax_adapter import BRAX_ENV_NAMES, BraxEnv
+from mnemax.envs.craftax_adapter import CRAFTAX_ENV_IDS, CraftaxEnv
+from mnemax.envs.navix_adapter import NAVIX_ENV_IDS, NavixEnv
+from mnemax.envs.popgym_arcade_adapter import POPGYM_ARCADE_ENV_IDS, POPGYM_ARCADE_INSTALL, PopGymArcadeEnv
+from mnemax.envs.suite_adapter import require_suite, suite_installed
+from mnemax.envs.xminigrid_adapter import XMINIGRID_ENV_IDS, XMiniGridEnv
 
 Factory = Callable[..., Any]
 """``factory(**kwargs)`` returns an environment or an ``(env, params)`` pair."""
@@ -35,6 +42,48 @@ MEMORY_PREFIX = "memory/"
 BRAX_PREFIX = "brax/"
 
 _USER_ENVS: dict[str, Factory] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A JAX environment suite mnemax adapts: ``make(prefix + id)`` builds ``env_class(id, **kwargs)``.
+
+    ``ids`` are the suite's ids; ``extra`` is the pyproject extra that installs
+    it, ``install`` the command when that extra alone is not enough.
+    """
+
+    prefix: str
+    package: str
+    title: str
+    extra: str
+    env_class: Factory
+    ids: tuple[str, ...]
+    install: str | None = None
+
+    def env_ids(self) -> tuple[str, ...]:
+        """The ids when ``package`` is importable (checked without importing it), else none."""
+        return self.ids if suite_installed(self.package) else ()
+
+
+SUITES = (
+    Suite("craftax/", "craftax", "Craftax", "craftax", CraftaxEnv, CRAFTAX_ENV_IDS),
+    Suite("navix/", "navix", "Navix", "navix", NavixEnv, NAVIX_ENV_IDS),
+    Suite("xminigrid/", "xminigrid", "XLand-MiniGrid", "xminigrid", XMiniGridEnv, XMINIGRID_ENV_IDS),
+    Suite(
+        "popgym_arcade/", "popgym_arcade", "POPGym Arcade", "popgym_arcade", PopGymArcadeEnv, POPGYM_ARCADE_ENV_IDS, POPGYM_ARCADE_INSTALL
+    ),
+)
+
+
+def _suite_factory(name: str) -> Factory | None:
+    """The factory of a suite id, None for names outside every suite; an uninstalled suite raises."""
+    for suite in SUITES:
+        if name.startswith(suite.prefix):
+            require_suite(suite.package, suite.title, suite.extra, suite.install)
+            env_id = name[len(suite.prefix) :]
+            if env_id in suite.ids:
+                return functools.partial(suite.env_class, env_id)
+    return None
 
 
 def _popgym_table() -> dict[str, Factory]:
@@ -63,12 +112,13 @@ def register(name: str, factory: Factory) -> None:
 
 
 def names() -> list[str]:
-    """Every name :func:`make` resolves: gymnax ids, ``popgym/*``, ``brax/*``, then registered ones."""
+    """Every name :func:`make` resolves: gymnax ids, ``popgym/*``, ``memory/*``, ``brax/*``, the installed suites' ids, then registered ones."""
     return [
         *gymnax.registered_envs,
         *(POPGYM_PREFIX + name for name in _popgym_table()),
         *(MEMORY_PREFIX + name for name in _memory_table()),
         *(BRAX_PREFIX + name for name in BRAX_ENV_NAMES),
+        *(suite.prefix + env_id for suite in SUITES for env_id in suite.env_ids()),
         *_USER_ENVS,
     ]
 
@@ -95,6 +145,9 @@ def _resolve(name: str) -> Factory:
         return _memory_table()[name[len(MEMORY_PREFIX) :]]
     if name.startswith(BRAX_PREFIX) and name[len(BRAX_PREFIX) :] in BRAX_ENV_NAMES:
         return functools.partial(BraxEnv, name[len(BRAX_PREFIX) :])
+    suite_factory = _suite_factory(name)
+    if suite_factory is not None:
+        return suite_factory
     if ":" in name:
         return _import_factory(name)
     raise ValueError(unknown_name_message("env", name, names(), listed_by="mnemax.envs.names()"))

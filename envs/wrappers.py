@@ -8,7 +8,7 @@ wrapper exactly as it compiles the bare env. Params pass through unchanged.
 accepts.
 
 * :class:`EpisodeStatistics` -- returns and lengths of finished episodes in ``info`` (what PPO logs).
-* :class:`FlattenObservation` -- observation to a 1-D float32 vector.
+* :class:`FlattenObservation` -- observation to a 1-D float32 vector (uint8 pixels scaled to [0, 1]).
 * :class:`NormalizeObservation`, :class:`NormalizeReward` -- running mean/variance normalisation.
 * :class:`ClipAction` -- continuous actions clipped to the Box bounds.
 * :class:`PrevActionReward` -- previous action, previous reward and an episode-start flag appended.
@@ -47,19 +47,25 @@ def flat_bounds(space: Any) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(space, spaces.Discrete):
         return np.zeros(space.n, np.float32), np.ones(space.n, np.float32)
     if isinstance(space, spaces.Box):
-        low = np.broadcast_to(np.asarray(space.low, np.float32), space.shape).reshape(-1)
-        high = np.broadcast_to(np.asarray(space.high, np.float32), space.shape).reshape(-1)
+        scale = _pixel_scale(space)
+        low = np.broadcast_to(np.asarray(space.low, np.float32) * scale, space.shape).reshape(-1)
+        high = np.broadcast_to(np.asarray(space.high, np.float32) * scale, space.shape).reshape(-1)
         return low, high
     lows, highs = zip(*(flat_bounds(s) for s in _children(space)))
     return np.concatenate(lows), np.concatenate(highs)
 
 
+def _pixel_scale(space: spaces.Box) -> float:
+    """1/255 for uint8 Boxes (pixels, symbolic grids), so that they flatten into [0, 1]; 1 otherwise."""
+    return 1.0 / 255.0 if np.dtype(space.dtype) == np.uint8 else 1.0
+
+
 def flatten(space: Any, x: Any) -> jax.Array:
-    """One value of ``space`` as a ``[flat_size(space)]`` float32 vector (Discrete one-hot)."""
+    """One value of ``space`` as a ``[flat_size(space)]`` float32 vector (Discrete one-hot, uint8 divided by 255)."""
     if isinstance(space, spaces.Discrete):
         return jax.nn.one_hot(x, space.n, dtype=jnp.float32)
     if isinstance(space, spaces.Box):
-        return jnp.reshape(jnp.asarray(x, jnp.float32), (-1,))
+        return jnp.reshape(jnp.asarray(x, jnp.float32) * _pixel_scale(space), (-1,))
     if isinstance(space, spaces.Dict):
         return jnp.concatenate([flatten(s, _field(x, k)) for k, s in space.spaces.items()])
     if isinstance(space, spaces.Tuple):
@@ -118,8 +124,9 @@ class EpisodeStatistics(LogWrapper):
 class FlattenObservation(SpaceWrapper):
     """Observation (and ``info["final_observation"]``) as a 1-D float32 vector.
 
-    Box observations are reshaped, Discrete ones one-hot encoded, Dict/Tuple
-    ones concatenated in order. ``[*shape] -> [prod(shape)]``.
+    Box observations are reshaped (uint8 ones divided by 255, the usual scaling
+    of pixels), Discrete ones one-hot encoded, Dict/Tuple ones concatenated in
+    order. ``[*shape] -> [prod(shape)]``.
     """
 
     def observation_space(self, params: Any = None) -> spaces.Box:
