@@ -51,7 +51,12 @@ class ProbeState(NamedTuple):
 TRACES = {"update": 0}
 
 
-@register_agent("probe", ProbeConfig, make_env=lambda name, **kwargs: (None, None))
+def no_env(name: str, **kwargs: Any) -> tuple[None, None]:
+    """The probe agents need no environment."""
+    return None, None
+
+
+@register_agent("probe", ProbeConfig, make_env=no_env)
 def make_probe_trainer(config: ProbeConfig, env: Any, env_params: Any) -> Trainer:
     """Gradient descent on ``|w - target|^2`` with a fresh noisy target per update; diverges for lr > 1."""
 
@@ -249,7 +254,7 @@ def make_interruptible_trainer(config: ProbeConfig, env: Any, env_params: Any) -
     return probe._replace(update=update)
 
 
-register_agent("probe-sigint", AgentEntry(ProbeConfig, make_interruptible_trainer, lambda env_spec, config: (None, None)))
+register_agent("probe-sigint", ProbeConfig, make_env=no_env)(make_interruptible_trainer)
 
 
 def test_sigint_inside_a_chunk_resumes_to_the_uninterrupted_run(tmp_path):
@@ -301,8 +306,8 @@ def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path):
 
         return probe._replace(update=update)
 
-    register_agent("probe-broken", AgentEntry(ProbeConfig, broken, lambda env_spec, config: (None, None)))
-    register_agent("probe-ctrl-c", AgentEntry(ProbeConfig, interrupted_while_compiling, lambda env_spec, config: (None, None)))
+    register_agent("probe-broken", ProbeConfig, make_env=no_env)(broken)
+    register_agent("probe-ctrl-c", ProbeConfig, make_env=no_env)(interrupted_while_compiling)
     TRACES["compiling"] = False  # the first trace (eval_shape) passes, the chunk's trace is interrupted
     with pytest.raises(RunInterrupted, match="^Interrupted before the first update; nothing was kept, so the same command"):
         run(probe_config(tmp_path, "ctrl-c", agent={"name": "probe-ctrl-c"}))
