@@ -163,3 +163,15 @@ def test_an_unexpected_error_is_exit_code_3_with_the_log_file_named(tmp_path, mo
     assert "RuntimeError: the physics engine is not initialised" in log.read_text()
     assert not (tmp_path / "run").exists()  # it never trained, so it left no folder
     log.unlink()
+
+
+def test_a_value_error_from_the_config_pass_is_exit_code_2_with_its_sentence(tmp_path, monkeypatch, capsys):
+    import mnemax.experiment.composition as composition
+
+    def refuse(cfg):
+        raise ValueError("Key 'agent.clip_eps' must be positive, got -0.2.")
+
+    monkeypatch.setattr(composition, "to_run_config", refuse)
+    code, stderr = train_in_process(tmp_path, monkeypatch, capsys, "agent.clip_eps=-0.2", "run_dir=run")
+    assert (code, stderr) == (2, "error: Key 'agent.clip_eps' must be positive, got -0.2.\n")
+    assert not (tmp_path / "run").exists()
