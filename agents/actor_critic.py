@@ -88,6 +88,27 @@ def action_distribution(discrete: bool, outputs: Any, unimix: float) -> distrax.
     return distrax.MultivariateNormalDiag(mean, std)
 
 
+def taken_log_prob(discrete: bool, dist: distrax.Distribution, taken: jax.Array) -> jax.Array:
+    """Log-probability ``[...]`` of the action the world model and the env actually received.
+
+    Discrete: ``taken`` is the index. Continuous: ``taken`` is the sample
+    clipped to ``[-1, 1]`` (:func:`action_input`), so the policy that acts is
+    the Normal censored at the bounds; a clipped coordinate has the
+    probability of the whole tail beyond its bound, an inner one the Normal's
+    density (clipped action policy gradient, Fujita & Maeda 2018). The Normal's
+    density at the clipped value instead biases the gradient whenever a sample
+    leaves the box, which is common while the std is near its initial 0.9.
+    """
+    if discrete:
+        return dist.log_prob(taken)
+    normal = distrax.Normal(dist.loc, dist.scale_diag)  # per coordinate, [..., A]
+    inner = normal.log_prob(taken)
+    upper = jax.scipy.stats.norm.logsf(1.0, normal.loc, normal.scale)
+    lower = jax.scipy.stats.norm.logcdf(-1.0, normal.loc, normal.scale)
+    per_coordinate = jnp.where(taken >= 1.0, upper, jnp.where(taken <= -1.0, lower, inner))
+    return jnp.sum(per_coordinate, axis=-1)
+
+
 def action_input(discrete: bool, action: jax.Array, action_size: int) -> jax.Array:
     """What the world model reads for ``action``: one-hot ``[..., A]`` for indices, the clipped vector otherwise."""
     if discrete:

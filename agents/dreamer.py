@@ -49,6 +49,7 @@ from mnemax.agents.actor_critic import (
     imagination_weights,
     lambda_returns,
     return_divisor,
+    taken_log_prob,
     update_return_scale,
 )
 from mnemax.agents.dreamer_env import DelayedReset, DreamerStep, make_dreamer_env
@@ -463,7 +464,7 @@ def actor_critic_step(parts: DreamerParts, state: DreamerState, params: Params, 
         baseline = critic_value(parts, params.critic, features[:-1])
         advantages = jax.lax.stop_gradient((returns - baseline) / divisor)
         entropy = dist.entropy()
-        loss = -jnp.mean(weights * (dist.log_prob(taken) * advantages + config.entropy_coef * entropy))
+        loss = -jnp.mean(weights * (taken_log_prob(discrete, dist, taken) * advantages + config.entropy_coef * entropy))
         return loss, {"actor_loss": loss, "entropy": jnp.mean(entropy), "advantage": jnp.mean(advantages)}
 
     def critic_loss(critic_params):

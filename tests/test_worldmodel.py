@@ -32,6 +32,7 @@ from mnemax.worldmodels.distributions import (
 from mnemax.worldmodels.losses import SequenceBatch, kl_balance, world_model_loss
 from mnemax.worldmodels.networks import PatchConv, SubPixelUpsample
 from mnemax.worldmodels.sequence_model import (
+    HeadOutputs,
     WorldModelConfig,
     build_model,
     heads,
@@ -372,18 +373,28 @@ def deterministic_batch():
     prev = jnp.concatenate([jnp.zeros((1,), int), pattern[:-1]])
     actions = jax.nn.one_hot(jnp.broadcast_to(prev[:, None], (T, B)), ACTIONS).at[0].set(0.0)
     obs = obs[..., :OBS]
-    return SequenceBatch(obs, actions, jnp.ones((T, B)), jnp.ones((T, B)), jnp.zeros((T, B), bool).at[0].set(True))
+    # Rewards that depend on the previous action (+1 after action 1, -1 after action 0, none at the start)
+    # and one terminal step, so that the reward and continue heads have something to learn.
+    rewards = jnp.broadcast_to(jnp.where(prev == 1, 1.0, -1.0).at[0].set(0.0)[:, None], (T, B))
+    continues = jnp.ones((T, B)).at[T - 1, 1].set(0.0)
+    return SequenceBatch(obs, actions, rewards, continues, jnp.zeros((T, B), bool).at[0].set(True))
 
 
 @pytest.mark.parametrize("backbone", names())
 def test_world_model_loss_falls_on_a_deterministic_env(backbone):
+    """Every head learns one fixed batch: observation, reward and continue losses each at least halve."""
     model, _ = tiny_model(backbone)
-    fit = fit_world_model(LatentWorldModel(model), deterministic_batch(), lambda data, key: data, 200, 3e-3, jax.random.key(1), grad_clip=100.0)
+    batch, key = deterministic_batch(), jax.random.key(1)
+    fit = fit_world_model(LatentWorldModel(model), batch, lambda data, key: data, 200, 3e-3, key, grad_clip=100.0)
     losses = fit.losses
     assert losses.shape == (200,) and fit.frames_per_second > 0
     assert np.all(np.isfinite(losses))
     first, last = losses[:10].mean(), losses[-10:].mean()
     assert last < 0.5 * first, f"{backbone}: loss {first:.3f} -> {last:.3f}"
+    terms = jax.jit(lambda p: world_model_loss(model, p, initial_carry(model, B), batch, jax.random.key(2))[1][0])
+    before, after = terms(init_params(model, jax.random.split(key)[0])), terms(fit.params)
+    for name in ("obs_loss", "reward_loss", "continue_loss"):
+        assert after[name] < 0.5 * before[name], f"{backbone}: {name} {before[name]:.3f} -> {after[name]:.3f}"
 
 
 def test_memory_probe_script_scores_every_imagination_step():
@@ -395,5 +406,38 @@ def test_memory_probe_script_scores_every_imagination_step():
     results = script.main(["--quick", "--backbones", "gru"])
     gru = results["gru"]
     assert gru["error"].shape == gru["accuracy"].shape == (8,)  # --quick imagines 8 steps
-    assert np.all(np.isfinite(gru["error"])) and np.all((gru["accuracy"] >= 0) & (gru["accuracy"] <= 1))
-    assert np.all(gru["counted"] > 0) and np.isfinite(gru["final_loss"])
+    assert np.all(np.isfinite(gru["error"])) and np.all(gru["counted"] > 0) and np.isfinite(gru["final_loss"])
+
+
+def test_memory_probe_scores_a_perfect_imagination_as_exact_and_a_flipped_reward_as_wrong(monkeypatch):
+    """The probe's scoring alone: imagination replaced by the truth (or the truth with the reward sign flipped).
+
+    Episodes of 8 steps, context 4, horizon 6: the last 2 imagined steps belong
+    to the next episode and must not be counted.
+    """
+    path = Path(__file__).resolve().parents[1] / "scripts" / "eval_worldmodel.py"
+    spec = importlib.util.spec_from_file_location("eval_worldmodel", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    steps, envs, context, horizon, bins = 40, 3, 4, 6, 63
+    keys = jax.random.split(jax.random.key(0), 2)
+    resets = jnp.zeros((steps, envs), bool).at[::8].set(True)
+    rewards = jnp.where(resets, 0.0, jnp.sign(jax.random.normal(keys[0], (steps, envs))))
+    data = SequenceBatch(jax.random.normal(keys[1], (steps, envs, OBS)), jnp.zeros((steps, envs, ACTIONS)),
+                         rewards, jnp.ones((steps, envs)), resets)
+    model = build_model(tiny_config("gru", num_bins=bins), (OBS,), ACTIONS)
+
+    def truth(sign):
+        def imagine(model, params, batch, context, key):
+            weights = twohot(sign * batch.rewards[context:], bins, model.config.twohot_limit)
+            return HeadOutputs(symlog(batch.obs[context:]), jnp.log(weights + 1e-9), jnp.zeros(batch.rewards[context:].shape))
+        return imagine
+
+    monkeypatch.setattr(script, "imagine_after_context", truth(1.0))
+    error, accuracy, counted = script.probe(model, None, data, context, horizon, 16, jax.random.key(3))
+    np.testing.assert_array_equal(counted, [16, 16, 16, 16, 0, 0])
+    np.testing.assert_allclose(error[:4], 0.0, atol=1e-6)
+    np.testing.assert_array_equal(accuracy[:4], 1.0)
+    monkeypatch.setattr(script, "imagine_after_context", truth(-1.0))
+    _, accuracy, _ = script.probe(model, None, data, context, horizon, 16, jax.random.key(3))
+    np.testing.assert_array_equal(accuracy[:4], 0.0)
