@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 import mnemax.backbones as backbones
+from benchmarks.backbones import one_layer
 from benchmarks.timing import Table, measure, megabytes
 from mnemax.backbones import BackboneSpec
 from mnemax.worldmodels.losses import SequenceBatch, world_model_loss
@@ -34,7 +35,7 @@ def _options(name: str, quick: bool) -> tuple:
     """One layer for the layered backbones (as in the backbone section); the transformer's window covers T=1024."""
     if name == "transformer":
         return (("num_layers", 1), ("window", 64 if quick else 1024))
-    return (("num_layers", 1),) if name in ("s5", "s4d", "lru") else ()
+    return tuple(one_layer(name).items())
 
 
 def _update(model, optimizer):
