@@ -10,9 +10,11 @@ by the initial carry before step t. One call over T steps equals T calls of one
 step with the carry threaded through.
 
 Registered names: ``gru``, ``lstm`` (rnn.py), ``s5`` (s5.py), ``s4d`` (s4d.py),
-``lru`` (lru.py), ``transformer`` (transformer.py). The diagonal SSMs share
-their layer stack (ssm_stack.py), initialisers (ssm_init.py), discretisation
-(discretization.py) and resettable associative scan (scan.py).
+``lru`` (lru.py), ``transformer`` (transformer.py), ``mamba`` (mamba.py),
+``mingru`` (mingru.py), ``mlstm`` (mlstm.py), ``ffm`` (ffm.py). The diagonal
+SSMs share their layer stack (ssm_stack.py), initialisers (ssm_init.py),
+discretisation (discretization.py) and resettable associative scan (scan.py);
+the four newer cores share the residual stack of mixer_stack.py.
 """
 
 from mnemax.backbones import transformer  # noqa: F401  (registers "transformer")

@@ -1,6 +1,6 @@
 """The resettable linear recurrence shared by every diagonal state-space backbone.
 
-All of ``s5``, ``s4d`` and ``lru`` run the same diagonal recurrence
+All of ``s5``, ``s4d``, ``lru`` and ``ffm`` run the same diagonal recurrence
 
     x_t = Lambda_bar * x_{t-1} + b_t,    x_{t-1} := 0 when resets[t]
 

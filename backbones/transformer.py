@@ -2,19 +2,23 @@
 
 Each query attends to itself and to the ``window`` steps before it, never to a
 step before the most recent reset. The carry holds, for every layer, the
-post-projection keys and values of the last ``window`` steps and one validity
-flag per cached step, so acting (T=1) costs O(window) per step, and a
-sequence call that continues from a carry equals the same steps fed one at a
-time.
+keys and values of the last ``window`` steps in a ring buffer, one validity
+flag per slot, the slot the next step overwrites and the next step's position
+in its episode. Acting (T=1) is one attention row: two batched matrix-vector
+products over the cache and one row written in place, so a step reads the
+cache once and copies nothing. A sequence call that continues from a carry
+equals the same steps fed one at a time.
 
 Positions are rotary (RoPE, Su et al. 2021, eq. 34): the score between a query
-at step t and a key at step s depends on t - s only. The rotation is applied
-inside each attention block with positions local to that block (query i at
-``window + i``, key j at ``j``), so no step counter is carried, angles stay
-below ``window + block`` whatever the episode length (no float32 precision
-loss after millions of steps), and cutting a sequence into chunks cannot
-change a score. Absolute embeddings indexed by the global step would need that
-step in the carry and would place queries at positions never seen in training.
+at step t and a key at step s depends on t - s only. Keys are stored already
+rotated by their position in the episode (the step count since the last
+reset), so no step ever re-rotates the cache. Angles ``p * f_i`` are formed
+exactly mod 2 pi by splitting the integer position ``p`` into three base-256
+digits, each multiplied by a constant reduced in float64 (:func:`rotary_angles`),
+so their error stays about 1e-4 rad for positions up to 2^24 (16.7M steps of
+one episode; the count wraps there, and the ``window`` keys before the wrap
+then get a wrong relative rotation once). A rotation by the raw float32 product
+would lose about 0.06 rad at a million steps.
 
 The stack is Dense(D -> H), then pre-LayerNorm layers (attention, then a GELU
 MLP of width 4H), then a final LayerNorm. Layers join their sublayers with either
@@ -30,40 +34,91 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mnemax.backbones.registry import register
 
+_POSITION_PERIOD = 2**24  # episode positions count modulo this (float32 holds every integer below it)
+
 
 class KVCache(NamedTuple):
-    """The transformer's carry; batch is the leading axis of every leaf.
+    """The transformer's carry; batch is the leading axis of every leaf, and every leaf is float32.
 
-    keys, values: ``[B, L, W, heads, head_dim]`` float32, projected (un-rotated)
-      keys and values of the last W steps for each of the L layers, oldest first;
-      zero where not valid.
-    valid: ``[B, W]`` float32, 1 where the cached step belongs to the current
-      episode, 0 before the first W steps and after a reset. Float rather than
-      bool so that every carry leaf is float32 and generic carry arithmetic
-      (tolerance comparisons, interpolation, masking) works on it.
+    keys, values: ``[B, L, heads, W, head_dim]`` keys (rotated by their episode
+      position) and values of the last W steps for each of the L layers, in
+      ring order: slot ``oldest`` holds the oldest step; zero where not valid.
+    valid: ``[B, W]``, 1 where the slot holds a step of the current episode.
+    oldest: ``[B]``, the slot the next step overwrites (an integer in ``[0, W)``).
+    position: ``[B]``, the next step's position in its episode (an integer).
+    Float rather than int or bool so that generic carry arithmetic (tolerance
+    comparisons, interpolation, masking) works on every leaf.
     """
 
     keys: jax.Array
     values: jax.Array
     valid: jax.Array
+    oldest: jax.Array
+    position: jax.Array
+
+
+def rotary_angles(positions: jax.Array, half: int, base: float = 10_000.0) -> jax.Array:
+    """RoPE angles ``positions * base**(-i/half)`` mod 2 pi, ``[...] -> [..., half]``, exact for integer positions < 2^24.
+
+    ``p = 65536 a + 256 b + c`` with digits below 256; each digit multiplies
+    ``(256^k f_i) mod 2 pi``, precomputed in float64, so no product exceeds
+    ``256 * 2 pi`` and float32 keeps about 1e-4 rad.
+    """
+    inv_freq = base ** (-np.arange(half, dtype=np.float64) / half)
+    positions = jnp.mod(positions.astype(jnp.float32), _POSITION_PERIOD)
+    angles = jnp.zeros(positions.shape + (half,), jnp.float32)
+    for power in (2, 1, 0):
+        digit = jnp.floor(positions / 256.0**power)
+        positions = positions - digit * 256.0**power
+        factor = jnp.asarray(np.mod(256.0**power * inv_freq, 2 * np.pi), jnp.float32)
+        angles = angles + jnp.mod(digit[..., None] * factor, 2 * np.pi)
+    return angles
 
 
 def rotary_embedding(x: jax.Array, positions: jax.Array, base: float = 10_000.0) -> jax.Array:
-    """Rotate ``x[..., P, heads, d]`` by RoPE angles ``positions[P] * base**(-2i/d)``.
+    """Rotate ``x[..., heads, d]`` by RoPE angles ``positions[...] * base**(-2i/d)``.
 
-    Pairs are (i, i + d/2); the dot product of two rotated vectors depends on
-    their position difference only (Su et al. 2021, eq. 34).
+    ``positions`` has the shape of ``x`` without its last two axes (or
+    broadcasts to it). Pairs are (i, i + d/2); the dot product of two rotated
+    vectors depends on their position difference only (Su et al. 2021, eq. 34).
     """
     half = x.shape[-1] // 2
-    inv_freq = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
-    angles = positions.astype(jnp.float32)[:, None] * inv_freq  # [P, d/2]
-    cos = jnp.cos(angles)[:, None, :]  # [P, 1, d/2], broadcast over heads
-    sin = jnp.sin(angles)[:, None, :]
+    angles = rotary_angles(positions, half, base)[..., None, :]  # [..., 1, d/2], broadcast over heads
+    cos, sin = jnp.cos(angles), jnp.sin(angles)
     x1, x2 = x[..., :half], x[..., half:]
     return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+
+
+def cached_step_attention(
+    query: jax.Array, key: jax.Array, value: jax.Array, cached_keys: jax.Array, cached_values: jax.Array,
+    visible: jax.Array,
+) -> jax.Array:
+    """One new step's attention over its cached steps and itself (acting, imagination).
+
+    Args:
+      query, key, value: ``[B, heads, d]`` of the new step, query and key rotated.
+      cached_keys, cached_values: ``[B, heads, W, d]``, keys rotated, any slot order.
+      visible: ``[B, W]`` bool, slots holding a step of the query's episode.
+
+    Returns:
+      ``[B, heads, d]``. With the rotation already in the keys, the scores and
+      the weighted values are batched matrix-vector products over a heads-major
+      cache, which XLA runs as such (no elementwise pass over the cache).
+    """
+    scale = 1.0 / jnp.sqrt(jnp.float32(query.shape[-1]))
+    cached_logits = scale * jnp.einsum("bhwd,bhd->bhw", cached_keys, query)
+    own_logit = scale * jnp.sum(query * key, axis=-1)  # [B, heads]
+    cached_logits = jnp.where(visible[:, None, :], cached_logits, -jnp.inf)
+    top = jnp.maximum(jnp.max(cached_logits, axis=-1), own_logit)  # the own logit is always finite
+    cached_weights = jnp.exp(cached_logits - top[..., None])  # 0 where not visible
+    own_weight = jnp.exp(own_logit - top)
+    total = jnp.sum(cached_weights, axis=-1) + own_weight
+    mixed = jnp.einsum("bhw,bhwd->bhd", cached_weights, cached_values) + own_weight[..., None] * value
+    return mixed / total[..., None]
 
 
 def _key_blocks(x: jax.Array, window: int, num_blocks: int, block: int) -> jax.Array:
@@ -93,8 +148,8 @@ def windowed_attention(
     """Banded causal attention over ``[cache ; new steps]`` that never crosses a reset.
 
     Args:
-      queries: ``[B, T, heads, d]`` projected queries of the T new steps.
-      keys, values: ``[B, W + T, heads, d]`` the W cached steps then the T new ones.
+      queries: ``[B, T, heads, d]`` projected queries of the T new steps, rotated (RoPE).
+      keys, values: ``[B, W + T, heads, d]`` the W cached steps then the T new ones, oldest first; keys rotated.
       key_valid: ``[B, W + T]`` bool, false for cached steps of a finished episode.
       segments: ``[B, W + T]`` int, episode index (number of resets so far).
       window: W; the query at new step t sees steps t - W .. t of its own episode.
@@ -123,9 +178,6 @@ def windowed_attention(
     q = queries.reshape(batch, num_blocks, block, *queries.shape[2:])
     k = _key_blocks(keys, window, num_blocks, block)  # [B, nb, W + Q, heads, d]
     v = _key_blocks(values, window, num_blocks, block)
-    q = rotary_embedding(q, window + jnp.arange(block))
-    k = rotary_embedding(k, jnp.arange(window + block))
-
     # Query i of a block sits at local position W + i, key j at j.
     distance = (window + jnp.arange(block))[:, None] - jnp.arange(window + block)[None, :]
     in_window = (distance >= 0) & (distance <= window)  # [Q, W + Q]
@@ -173,9 +225,13 @@ class GRUGate(nn.Module):
 class TransformerLayer(nn.Module):
     """One pre-LayerNorm block: windowed self-attention then a GELU MLP.
 
-    Works on ``x[B, T, H]`` with this layer's cached keys/values ``[B, W, heads, d]``;
-    returns the new residual stream and the keys/values of ``[cache ; new steps]``
-    ``[B, W + T, heads, d]`` (the caller keeps the last W for the next carry).
+    Works on ``x[B, T, H]`` at episode ``positions [B, T]`` with this layer's
+    cache ``[B, heads, W, d]``. For one step (T = 1) the cache is in ring order
+    and ``key_valid [B, W]`` says which slots the step sees; returns the new
+    residual stream and the step's rotated key and value ``[B, 1, heads, d]``.
+    For T > 1 the cache is oldest first, ``key_valid``/``segments`` are
+    ``[B, W + T]``, and the keys/values of ``[cache ; new steps]``
+    ``[B, W + T, heads, d]`` come back (the caller keeps the last W).
     """
 
     features: int
@@ -186,14 +242,19 @@ class TransformerLayer(nn.Module):
     gate_bias: float
 
     @nn.compact
-    def __call__(self, x, cached_keys, cached_values, key_valid, segments):
+    def __call__(self, x, cached_keys, cached_values, positions, key_valid, segments):
         head_dim = self.features // self.num_heads
         projection = lambda name: nn.DenseGeneral((self.num_heads, head_dim), name=name)  # noqa: E731
         y = nn.LayerNorm(name="attention_norm")(x)
         q, k, v = projection("query")(y), projection("key")(y), projection("value")(y)
-        keys = jnp.concatenate([cached_keys, k], axis=1)
-        values = jnp.concatenate([cached_values, v], axis=1)
-        attended = windowed_attention(q, keys, values, key_valid, segments, self.window, self.query_block)
+        q, k = rotary_embedding(q, positions), rotary_embedding(k, positions)
+        if x.shape[1] == 1:
+            attended = cached_step_attention(q[:, 0], k[:, 0], v[:, 0], cached_keys, cached_values, key_valid)[:, None]
+            keys, values = k, v
+        else:
+            keys = jnp.concatenate([jnp.swapaxes(cached_keys, 1, 2), k], axis=1)
+            values = jnp.concatenate([jnp.swapaxes(cached_values, 1, 2), v], axis=1)
+            attended = windowed_attention(q, keys, values, key_valid, segments, self.window, self.query_block)
         y = nn.DenseGeneral(self.features, axis=(-2, -1), name="attention_out")(attended)
         x = self._merge(x, y, "attention_gate")
 
@@ -208,6 +269,13 @@ class TransformerLayer(nn.Module):
         if self.gating:
             return GRUGate(self.features, self.gate_bias, name=name)(x, nn.relu(y))
         return x + y
+
+
+def _ring_gather(array: jax.Array, slots: jax.Array, axis: int) -> jax.Array:
+    """``array`` with its slot axis ``axis`` reindexed per batch entry by ``slots [B, W]``."""
+    shape = [slots.shape[0]] + [1] * (array.ndim - 1)
+    shape[axis] = slots.shape[1]
+    return jnp.take_along_axis(array, slots.reshape(shape), axis=axis)
 
 
 @register("transformer")
@@ -249,61 +317,94 @@ class Transformer(nn.Module):
 
     def _carry_shapes(self, batch_size: int) -> KVCache:
         head_dim = self.features // self.num_heads
-        cache = (batch_size, self.num_layers, self.window, self.num_heads, head_dim)
-        return KVCache(keys=cache, values=cache, valid=(batch_size, self.window))
+        cache = (batch_size, self.num_layers, self.num_heads, self.window, head_dim)
+        return KVCache(keys=cache, values=cache, valid=(batch_size, self.window), oldest=(batch_size,),
+                       position=(batch_size,))
 
     def initialize_carry(self, batch_size: int) -> KVCache:
         """An empty cache for ``batch_size`` sequences; needs no parameters."""
         self._check_options()
-        shapes = self._carry_shapes(batch_size)
-        return KVCache(
-            keys=jnp.zeros(shapes.keys, jnp.float32),
-            values=jnp.zeros(shapes.values, jnp.float32),
-            valid=jnp.zeros(shapes.valid, jnp.float32),
-        )
+        return KVCache(*(jnp.zeros(shape, jnp.float32) for shape in self._carry_shapes(batch_size)))
+
+    def _layers(self):
+        return [
+            TransformerLayer(self.features, self.num_heads, self.window, self.query_block, self.gating,
+                             self.gate_bias, name=f"layer_{layer}")
+            for layer in range(self.num_layers)
+        ]
 
     @nn.compact
     def __call__(self, carry: KVCache, inputs: jax.Array, resets: jax.Array) -> tuple[KVCache, jax.Array]:
         """Run T steps: ``inputs[T, B, D]``, ``resets[T, B]`` -> (carry, outputs ``[T, B, H]``)."""
         self._check_options()
         self._check_shapes(carry, inputs, resets)
-        window = self.window
         x = jnp.swapaxes(jnp.asarray(inputs, jnp.float32), 0, 1)  # [B, T, D]
         resets = jnp.swapaxes(jnp.asarray(resets).astype(bool), 0, 1)  # [B, T]
-        batch = x.shape[0]
+        x = nn.Dense(self.features, name="input_projection")(x)  # [B, T, H]
+        step = self._step if x.shape[1] == 1 else self._sequence
+        new_carry, x = step(carry, x, resets)
+        return new_carry, jnp.swapaxes(nn.LayerNorm(name="output_norm")(x), 0, 1)
+
+    def _step(self, carry: KVCache, x: jax.Array, resets: jax.Array) -> tuple[KVCache, jax.Array]:
+        """One step, ``x [B, 1, H]``: attend over the ring, then write the step into slot ``oldest``."""
+        reset = resets[:, 0]
+        position = jnp.where(reset, 0.0, carry.position)  # [B]
+        visible = (carry.valid > 0.5) & ~reset[:, None]  # [B, W]
+        new_keys, new_values = [], []
+        for index, layer in enumerate(self._layers()):
+            x, k, v = layer(x, carry.keys[:, index], carry.values[:, index], position[:, None], visible, None)
+            new_keys.append(k[:, 0])
+            new_values.append(v[:, 0])
+        rows, slot = jnp.arange(x.shape[0]), carry.oldest.astype(jnp.int32)
+        new_carry = KVCache(
+            keys=carry.keys.at[rows, :, :, slot].set(jnp.stack(new_keys, axis=1)),  # one [L, heads, d] row each
+            values=carry.values.at[rows, :, :, slot].set(jnp.stack(new_values, axis=1)),
+            valid=visible.astype(jnp.float32).at[rows, slot].set(1.0),
+            oldest=jnp.mod(carry.oldest + 1.0, self.window),
+            position=jnp.mod(position + 1.0, _POSITION_PERIOD),
+        )
+        return new_carry, x
+
+    def _sequence(self, carry: KVCache, x: jax.Array, resets: jax.Array) -> tuple[KVCache, jax.Array]:
+        """T > 1 steps, ``x [B, T, H]``: banded attention over the cache put oldest first, then back in ring order."""
+        window, (batch, steps) = self.window, resets.shape
+        oldest = carry.oldest.astype(jnp.int32)
+        in_order = jnp.mod(oldest[:, None] + jnp.arange(window), window)  # [B, W]: j-th oldest -> slot
+        cached_keys = _ring_gather(carry.keys, in_order, axis=3)  # [B, L, heads, W, d], oldest first
+        cached_values = _ring_gather(carry.values, in_order, axis=3)
+        cached_valid = _ring_gather(carry.valid, in_order, axis=1) > 0.5
 
         # Episode index per step of [cache ; new]: cached steps are episode 0,
         # each reset opens the next one, so a key is visible iff same index.
         segments = jnp.concatenate(
             [jnp.zeros((batch, window), jnp.int32), jnp.cumsum(resets, axis=1, dtype=jnp.int32)], axis=1
         )
-        key_valid = jnp.concatenate([carry.valid > 0.5, jnp.ones_like(resets)], axis=1)  # [B, W + T]
+        key_valid = jnp.concatenate([cached_valid, jnp.ones_like(resets)], axis=1)  # [B, W + T]
+        index = jnp.arange(steps)
+        last_reset = jax.lax.cummax(jnp.where(resets, index, -1), axis=1)  # [B, T]
+        positions = jnp.where(last_reset >= 0, index - last_reset, carry.position[:, None] + index)
 
-        x = nn.Dense(self.features, name="input_projection")(x)  # [B, T, H]
         new_keys, new_values = [], []
-        for layer in range(self.num_layers):
-            x, keys, values = TransformerLayer(
-                self.features,
-                self.num_heads,
-                window,
-                self.query_block,
-                self.gating,
-                self.gate_bias,
-                name=f"layer_{layer}",
-            )(x, carry.keys[:, layer], carry.values[:, layer], key_valid, segments)
-            new_keys.append(keys[:, -window:])
-            new_values.append(values[:, -window:])
-        outputs = nn.LayerNorm(name="output_norm")(x)
+        for layer_index, layer in enumerate(self._layers()):
+            x, keys, values = layer(
+                x, cached_keys[:, layer_index], cached_values[:, layer_index], positions, key_valid, segments
+            )
+            new_keys.append(jnp.swapaxes(keys[:, -window:], 1, 2))  # [B, heads, W, d], oldest first
+            new_values.append(jnp.swapaxes(values[:, -window:], 1, 2))
 
-        # The next call's cache: the last W steps, valid iff in the last step's episode.
+        # The last W steps, valid iff in the last step's episode, back in ring order: after T
+        # steps the oldest sits in slot (oldest + T) mod W, as T single steps would leave it.
         valid = key_valid[:, -window:] & (segments[:, -window:] == segments[:, -1:])
-        keep = valid[:, None, :, None, None]
+        new_oldest = jnp.mod(oldest + steps, window)
+        to_ring = jnp.mod(jnp.arange(window) - new_oldest[:, None], window)  # slot -> j-th oldest
         new_carry = KVCache(
-            keys=jnp.where(keep, jnp.stack(new_keys, axis=1), 0.0),
-            values=jnp.where(keep, jnp.stack(new_values, axis=1), 0.0),
-            valid=valid.astype(jnp.float32),
+            keys=_ring_gather(jnp.stack(new_keys, axis=1), to_ring, axis=3),
+            values=_ring_gather(jnp.stack(new_values, axis=1), to_ring, axis=3),
+            valid=_ring_gather(valid.astype(jnp.float32), to_ring, axis=1),
+            oldest=new_oldest.astype(jnp.float32),
+            position=jnp.mod(positions[:, -1] + 1.0, _POSITION_PERIOD),
         )
-        return new_carry, jnp.swapaxes(outputs, 0, 1)
+        return new_carry, x
 
     def _check_shapes(self, carry: KVCache, inputs: jax.Array, resets: jax.Array) -> None:
         if jnp.ndim(inputs) != 3:

@@ -52,6 +52,10 @@ TINY_OPTIONS = {
     "s4d": (("num_layers", 1), ("state_size", 8)),
     "lru": (("num_layers", 1), ("state_size", 8)),
     "transformer": (("num_layers", 1), ("num_heads", 2), ("window", 8)),
+    "mamba": (("num_layers", 1), ("state_size", 4)),
+    "mingru": (("num_layers", 1),),
+    "mlstm": (("num_layers", 1), ("num_heads", 2), ("chunk_size", 4)),
+    "ffm": (("trace_size", 4), ("context_size", 2)),
 }
 
 

@@ -1,8 +1,10 @@
-"""Backbone section: forward + backward time of every registered backbone over sequence length.
+"""Backbone section: forward + backward time of every registered backbone over sequence length,
+and the cost of one step in step mode (acting, imagination).
 
 Each backbone runs ``jit(value_and_grad(sum of outputs))`` with respect to its
 parameters on ``inputs [T, B, D]`` with random resets (one per 256 steps on
-average), from the initial carry.
+average), from the initial carry. Step mode: ``STEP_HORIZON`` calls with
+``T = 1`` threaded through a ``lax.scan``, as imagination runs them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from benchmarks.timing import Table, measure, megabytes
 from mnemax.experiment.composition import backbone_size
 
 FEATURES = 128
+STEP_HORIZON = 15
 
 
 def _one_layer(name: str) -> dict:
@@ -33,6 +36,30 @@ def variants() -> list[tuple[str, str, dict]]:
         rows.append((name, name, options))
         if name == "s5":
             rows.append(("s5 (associative)", name, {**options, "scan_method": "associative"}))
+    return rows
+
+
+def step_rows(labels: list[tuple[str, str, dict]], batch: int, repeats: int, min_seconds: float) -> list[list]:
+    """``[label, steps/s, ms per step, compile s]`` of ``STEP_HORIZON`` single steps of each backbone."""
+    rows = []
+    for label, name, options in labels:
+        module = backbones.make(name, FEATURES, **options)
+        keys = jax.random.split(jax.random.key(0), 2)
+        inputs = jax.random.normal(keys[0], (STEP_HORIZON, 1, batch, FEATURES))
+        no_resets = jnp.zeros((1, batch), bool)
+        carry = module.initialize_carry(batch)
+        params = jax.jit(module.init)(keys[1], carry, inputs[0], no_resets)
+
+        def steps(params, carry, inputs):
+            def one(carry, x):
+                carry, y = module.apply(params, carry, x, no_resets)
+                return carry, y[0, :, 0]
+
+            return jax.lax.scan(one, carry, inputs)
+
+        result = measure(steps, params, carry, inputs, repeats=repeats, min_seconds=min_seconds)
+        seconds = result.median_seconds / STEP_HORIZON
+        rows.append([label, batch / seconds, seconds * 1e3, result.compile_seconds])
     return rows
 
 
@@ -80,7 +107,7 @@ def run(quick: bool) -> list[Table]:
         if (label, length) in times and ("gru", length) in times
     ]
     table.note = (
-        "Default options except `num_layers=1` for the layered backbones (s5, s4d, lru, transformer), so each "
+        "Default options except `num_layers=1` for the layered backbones (every one with a `num_layers` option), so each "
         "row is one recurrent layer, like the single-cell GRU and LSTM; the SSMs' default stack has 4 layers "
         "and costs about 4x. `s5` uses `scan_method=\"auto\"` (the sequential scan on a CPU, the associative "
         "scan on GPU/TPU); `s5 (associative)` forces `jax.lax.associative_scan`. s4d runs with `chunk_size=1024` "
@@ -88,4 +115,14 @@ def run(quick: bool) -> list[Table]:
         "peak is XLA's buffer assignment (arguments + outputs + temporaries). "
         f"S5 / GRU time ratio: {', '.join(ratios)}."
     )
-    return [table]
+    step_batch = 16 if quick else 256
+    step_table = Table(
+        title=f"Backbones: step mode (T = 1), B = {step_batch}, features {FEATURES}, one layer, {STEP_HORIZON} steps per call",
+        columns=["backbone", "steps/s", "ms per step", "compile s"],
+        rows=step_rows(variants(), step_batch, repeats, min_seconds),
+    )
+    step_table.note = (
+        "The same options as above; one call is a `lax.scan` of single steps with the carry threaded, "
+        "as imagination and acting run a backbone."
+    )
+    return [table, step_table]
