@@ -10,17 +10,24 @@ by the initial carry before step t. One call over T steps equals T calls of one
 step with the carry threaded through.
 
 Registered names: ``gru``, ``lstm`` (rnn.py), ``s5`` (s5.py), ``s4d`` (s4d.py),
-``lru`` (lru.py), ``transformer`` (transformer.py). The diagonal SSMs share
+``lru`` (lru.py), ``transformer`` (transformer.py), ``deltanet`` and
+``gated_deltanet`` (gated_deltanet.py), ``mom`` (mom.py), ``titans``
+(titans.py). The diagonal SSMs share
 their layer stack (ssm_stack.py), initialisers (ssm_init.py), discretisation
-(discretization.py) and resettable associative scan (scan.py).
+(discretization.py) and resettable associative scan (scan.py); the matrix
+memories share their layer stack (memory_stack.py) and the delta-rule
+recurrence (delta_rule.py).
 """
 
 from mnemax.backbones import transformer  # noqa: F401  (registers "transformer")
+from mnemax.backbones.gated_deltanet import DeltaNet, GatedDeltaNet
 from mnemax.backbones.lru import LRU
+from mnemax.backbones.mom import MixtureOfMemories
 from mnemax.backbones.registry import BackboneSpec, make, names, register
 from mnemax.backbones.rnn import GRU, LSTM
 from mnemax.backbones.s4d import S4D
 from mnemax.backbones.s5 import S5
 from mnemax.backbones.scan import resettable_scan
+from mnemax.backbones.titans import Titans
 
-__all__ = ["BackboneSpec", "GRU", "LRU", "LSTM", "S4D", "S5", "make", "names", "register", "resettable_scan"]
+__all__ = ["BackboneSpec", "DeltaNet", "GRU", "GatedDeltaNet", "LRU", "LSTM", "MixtureOfMemories", "S4D", "S5", "make", "names", "register", "resettable_scan", "Titans"]

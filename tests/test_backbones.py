@@ -26,7 +26,14 @@ INPUT_DIM = 3
 BATCH = 3  # fixed so that each sequence length compiles once per backbone
 LENGTHS = (1, 2, 5, 12)
 # Small settings per backbone; `num_layers` is set to 2 wherever it exists.
-OVERRIDES = {"transformer": {"window": 4, "num_heads": 2}, "s4d": {"state_size": 8}}
+OVERRIDES = {
+    "transformer": {"window": 4, "num_heads": 2},
+    "s4d": {"state_size": 8},
+    "deltanet": {"chunk_size": 4},
+    "gated_deltanet": {"chunk_size": 4},
+    "mom": {"memory_size": 4, "num_memories": 3, "chunk_size": 4},
+    "titans": {"memory_size": 4, "hidden_size": 8, "chunk_size": 3},
+}
 
 
 def small_options(name: str) -> dict:
