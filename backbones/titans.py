@@ -28,7 +28,9 @@ the carried chunk-start weights, ``W_0`` (after a reset in the block) or the
 weights at the one clock boundary the block can contain. The first two are
 known up front; the third comes out of a first pass over the block.
 ``method="sequential"`` runs the same model step by step (``lax.scan``), as
-acting does.
+acting does. On two shared CPU cores the sequential form is faster (one layer
+of width 32, ``T = 64, B = 32``: gradient 287 ms sequential, 553 ms
+chunkwise), so ``"auto"`` picks it there and the chunkwise form elsewhere.
 """
 
 from __future__ import annotations
