@@ -11,22 +11,31 @@ step with the carry threaded through.
 
 Registered names: ``gru``, ``lstm`` (rnn.py), ``s5`` (s5.py), ``s4d`` (s4d.py),
 ``lru`` (lru.py), ``transformer`` (transformer.py), ``mamba`` (mamba.py),
-``mingru`` (mingru.py), ``mlstm`` (mlstm.py), ``ffm`` (ffm.py). The diagonal
-SSMs share their layer stack (ssm_stack.py), initialisers (ssm_init.py),
-discretisation (discretization.py) and resettable associative scan (scan.py);
-the four newer cores share the residual stack of mixer_stack.py.
+``mingru`` (mingru.py), ``mlstm`` (mlstm.py), ``ffm`` (ffm.py), ``deltanet`` and
+``gated_deltanet`` (gated_deltanet.py), ``mom`` (mom.py), ``titans`` (titans.py).
+The diagonal SSMs share their layer stack (ssm_stack.py), initialisers
+(ssm_init.py), discretisation (discretization.py) and resettable associative
+scan (scan.py); mamba, mingru, mlstm and ffm share the residual stack of
+mixer_stack.py; the matrix memories share memory_stack.py and the delta-rule
+recurrence (delta_rule.py).
 """
 
 from mnemax.backbones import transformer  # noqa: F401  (registers "transformer")
 from mnemax.backbones.ffm import FFM
+from mnemax.backbones.gated_deltanet import DeltaNet, GatedDeltaNet
 from mnemax.backbones.lru import LRU
 from mnemax.backbones.mamba import Mamba
 from mnemax.backbones.mingru import MinGRU
 from mnemax.backbones.mlstm import MLSTM
+from mnemax.backbones.mom import MixtureOfMemories
 from mnemax.backbones.registry import BackboneSpec, make, names, register
 from mnemax.backbones.rnn import GRU, LSTM
 from mnemax.backbones.s4d import S4D
 from mnemax.backbones.s5 import S5
 from mnemax.backbones.scan import resettable_scan
+from mnemax.backbones.titans import Titans
 
-__all__ = ["BackboneSpec", "FFM", "GRU", "LRU", "LSTM", "Mamba", "MinGRU", "MLSTM", "S4D", "S5", "make", "names", "register", "resettable_scan"]
+__all__ = [
+    "BackboneSpec", "DeltaNet", "FFM", "GRU", "GatedDeltaNet", "LRU", "LSTM", "MLSTM", "Mamba", "MinGRU",
+    "MixtureOfMemories", "S4D", "S5", "Titans", "make", "names", "register", "resettable_scan",
+]

@@ -33,6 +33,10 @@ OVERRIDES = {
     "mingru": {"expand": 1.0},
     "mlstm": {"num_heads": 2, "chunk_size": 4},
     "ffm": {"trace_size": 4, "context_size": 2},
+    "deltanet": {"chunk_size": 4},
+    "gated_deltanet": {"chunk_size": 4},
+    "mom": {"memory_size": 4, "num_memories": 3, "chunk_size": 4},
+    "titans": {"memory_size": 4, "hidden_size": 8, "chunk_size": 3},
 }
 
 
