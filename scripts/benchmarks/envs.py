@@ -12,7 +12,7 @@ from typing import Any
 
 import jax
 
-from mnemax.envs import make, registry
+from mnemax.envs import make
 from mnemax.envs.memory import MEMORY_ENVS, scripted_policy
 from mnemax.envs.popgym import POPGYM_ENVS
 
@@ -22,14 +22,6 @@ from .timing import Table, measure, megabytes
 GYMNAX = ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "Catch-bsuite", "MemoryChain-bsuite", "DeepSea-bsuite", "FourRooms-misc", "Breakout-MinAtar"]
 BRAX = ["brax/inverted_pendulum"]
 QUICK = ["CartPole-v1", "popgym/RepeatPreviousEasy", "brax/inverted_pendulum"]
-# One environment per JAX suite (mnemax.envs.registry.SUITES), at its default options.
-SUITE_ENVS = [
-    "craftax/Craftax-Symbolic-v1",
-    "craftax/Craftax-Classic-Symbolic-v1",
-    "navix/Navix-DoorKey-8x8-v0",
-    "xminigrid/XLand-MiniGrid-R1-9x9",
-    "popgym_arcade/CountRecallEasy",
-]
 
 
 def random_rollout(env: Any, params: Any, num_envs: int, num_steps: int, policy: Any = None):
@@ -80,7 +72,7 @@ def run(quick: bool) -> list[Table]:
     for name in names:
         table.rows.append(throughput_row(name, num_envs, num_steps, repeats=3 if quick else 5))
         print(table.rows[-1], flush=True)
-    return [table, memory_suite(quick), suites(quick)]
+    return [table, memory_suite(quick)]
 
 
 def memory_suite(quick: bool) -> Table:
@@ -100,21 +92,3 @@ def memory_suite(quick: bool) -> Table:
         print(table.rows[-1], flush=True)
     return table
 
-
-def suites(quick: bool) -> Table:
-    """One env of each JAX suite; a suite that is not installed gets a row saying so."""
-    num_envs, num_steps = (8, 4) if quick else (1024, 32)
-    table = Table(
-        title=f"JAX suites (craftax/, navix/, xminigrid/, popgym_arcade/), {num_envs} vmapped copies x {num_steps} scanned steps",
-        columns=["env", "steps/s", "compile s", "peak MB"],
-        note="Random actions, auto-reset included, each suite's own observation (POPGym Arcade: 128 x 128 x 3 uint8 pixels).",
-    )
-    installed = {suite.prefix: suite.env_ids() for suite in registry.SUITES}
-    for name in SUITE_ENVS:
-        prefix, _, env_id = name.partition("/")
-        if env_id not in installed[prefix + "/"]:
-            table.rows.append([name, "not installed", "", ""])
-            continue
-        table.rows.append(throughput_row(name, num_envs, num_steps, repeats=3))
-        print(table.rows[-1], flush=True)
-    return table
