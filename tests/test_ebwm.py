@@ -17,6 +17,7 @@ from mnemax.worldmodels import SequenceBatch, WorldModel, make_world_model
 from mnemax.worldmodels.ebwm import EBWMConfig, target_vector, think
 from mnemax.worldmodels.energy_transformer import attention_layout
 from mnemax.worldmodels.protocol import flatten_time
+from mnemax.worldmodels.training import fit_world_model
 
 TINY = EBWMConfig(hidden=16, layers=2, heads=2, context=4, thinking_steps=2)
 OBS, ACTIONS, T, B = 3, 1, 6, 2
@@ -169,6 +170,21 @@ def test_thinking_steps_at_inference_are_one_compilation_and_change_the_predicti
     assert not np.allclose(results[0], results[1]) and not np.allclose(results[1], results[2])
 
 
+def test_the_direct_baseline_is_the_same_transformer_within_ten_percent_of_the_parameters():
+    sizes = {}
+    for head in ("energy", "direct"):
+        model = make_world_model(EBWMConfig(head=head), (3,), 1)  # Pendulum-v1's shapes at the default size
+        sizes[head] = sum(x.size for x in jax.tree.leaves(model.init(jax.random.key(0))))
+    assert abs(sizes["direct"] - sizes["energy"]) <= 0.1 * sizes["energy"], sizes
+    direct = tiny_model(head="direct")
+    params = direct.init(jax.random.key(0))
+    state = direct.observe(params, direct.initial_state(B), random_batch(jax.random.key(12)), jax.random.key(0))
+    one, many = (direct.think_next(params, state, jnp.ones((B, ACTIONS)), jax.random.key(0), n).target for n in (1, 8))
+    np.testing.assert_array_equal(one, many)  # a direct prediction does not think
+    loss, metrics = direct.loss(params, random_batch(jax.random.key(13)), jax.random.key(0))
+    assert float(loss) > 0 and float(metrics["first_step_error"]) == pytest.approx(float(loss))
+
+
 def test_best_of_k_keeps_the_lowest_energy_candidate():
     model = tiny_model(candidates=5, candidate_noise=0.5)
     state = model.observe(PARAMS, model.initial_state(B), random_batch(jax.random.key(10)), jax.random.key(0))
@@ -196,20 +212,7 @@ def linear_system_batch(key, batch_size=32, length=8):
 
 def test_on_a_linear_system_the_trained_model_errs_less_with_more_thinking_steps():
     model = make_world_model(EBWMConfig(hidden=16, layers=1, heads=2, context=2, thinking_steps=4, candidate_noise=0.0), (2,), 1)
-    params = model.init(jax.random.key(0))
-    optimizer = optax.adam(3e-3)
-
-    @jax.jit
-    def train(params, key):
-        def update(carry, key):
-            params, opt_state = carry
-            grads = jax.grad(lambda p: model.loss(p, linear_system_batch(key), key)[0])(params)
-            updates, opt_state = optimizer.update(grads, opt_state)
-            return (optax.apply_updates(params, updates), opt_state), None
-        (params, _), _ = jax.lax.scan(update, (params, optimizer.init(params)), jax.random.split(key, 300))
-        return params
-
-    params = train(params, jax.random.key(1))
+    params = fit_world_model(model, None, lambda _, key: linear_system_batch(key), 300, 3e-3, jax.random.key(1)).params
     batch = linear_system_batch(jax.random.key(2), batch_size=64)
     context = jax.tree.map(lambda x: x[:-1], batch)
     state = model.observe(params, model.initial_state(64), context, jax.random.key(0))
@@ -249,3 +252,16 @@ def test_bad_values_are_one_sentence(override, pattern):
     with pytest.raises(ConfigError, match=pattern) as info:
         load_run_config([*overrides, override])
     assert "\n" not in str(info.value)
+
+
+def test_dreamer_trains_in_the_energy_models_imagination_and_writes_the_run_folder(tmp_path):
+    from mnemax.experiment.runner import run
+
+    result = run(load_run_config([*DREAMER_TINY, f"run_dir={tmp_path / 'run'}"]))
+    folder = result.run_dir
+    assert {p.name for p in folder.iterdir()} >= {"config.yaml", "metrics.csv", "summary.json", "checkpoint"}
+    assert "name: ebwm" in (folder / "config.yaml").read_text()
+    rows = (folder / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    last = dict(zip(header, rows[-1].split(",")))
+    assert float(last["wm_loss"]) > 0.0 and np.isfinite(float(last["actor_loss"])) and float(last["alpha"]) > 0.0

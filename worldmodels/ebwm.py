@@ -137,11 +137,12 @@ class EBWMState(NamedTuple):
 
 
 class Thought(NamedTuple):
-    """A refined prediction: ``target [..., Y]`` and its ``energy [...]`` (best of K), with all K energies ``[K, ...]``."""
+    """A refined prediction: ``target [B, Y]`` and its ``energy [B]`` (best of K), with all K, ``refined [K, B, Y]`` and ``energies [K, B]``."""
 
     target: jax.Array
     energy: jax.Array
     energies: jax.Array
+    refined: jax.Array
 
 
 def target_vector(obs: jax.Array, rewards: jax.Array, continues: jax.Array) -> jax.Array:
@@ -308,7 +309,7 @@ class EnergyWorldModel:
         actions = action[:, None]  # [B, 1, A]
         if config.head == "direct":
             _, predicted = self.apply(params, state.inputs, jnp.zeros((batch, 1, self.target_size)), actions, mask, distance)
-            return Thought(predicted[:, 0], jnp.zeros((batch,)), jnp.zeros((1, batch)))
+            return Thought(predicted[:, 0], jnp.zeros((batch,)), jnp.zeros((1, batch)), predicted[None, :, 0])
 
         def energy(y: jax.Array) -> jax.Array:
             return self.apply(params, state.inputs, y, actions, mask, distance)[1]
@@ -324,7 +325,7 @@ class EnergyWorldModel:
         refined, energies = jax.vmap(refine)(starts)  # [K, B, Y], [K, B]
         best = jnp.argmin(energies, axis=0)  # [B]
         target = jnp.take_along_axis(refined, best[None, :, None], axis=0)[0]
-        return Thought(target, jnp.min(energies, axis=0), energies)
+        return Thought(target, jnp.min(energies, axis=0), energies, refined)
 
     def prediction(self, target: jax.Array) -> Prediction:
         """A target vector ``[..., Y]`` as a :class:`Prediction` (symlog observation, reward, continue in [0, 1])."""
