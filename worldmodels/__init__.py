@@ -7,6 +7,7 @@
   backbone over ``MLP([z_{t-1}, a_{t-1}])`` -> ``h_t``, prior, heads) and the pure
   functions ``observe`` (sequence mode), ``observe_stepwise``, ``imagine`` (step mode).
 * ``latent_world_model.py``: that model behind the protocol, registered as ``rssm``.
+* ``ebwm.py``: the energy-based world model (EBWM), registered as ``ebwm``; ``energy_transformer.py`` its network.
 * ``losses.py``: the latent model's loss with KL balancing (DreamerV3 eq. 4-5).
 * ``distributions.py``: symlog/symexp, two-hot over symlog bins, unimix categorical
   latents with straight-through samples, categorical KL and free bits.
@@ -15,6 +16,7 @@
 """
 
 from mnemax.worldmodels import latent_world_model as _latent_world_model  # noqa: F401  (registers "rssm")
+from mnemax.worldmodels import ebwm as _ebwm  # noqa: F401  (registers "ebwm")
 from mnemax.worldmodels.batch import SequenceBatch
 from mnemax.worldmodels.protocol import Imagination, Prediction, WorldModel
 from mnemax.worldmodels.registry import make_world_model, register_world_model, world_model_names
