@@ -323,7 +323,10 @@ def test_recurrent_bootstrap_values_the_truncated_episodes_own_last_observation(
     assert np.min(np.abs(np.asarray(next_values[:-1])[truncated[:-1]] - following)) > 1e-4
 
 
-@pytest.mark.parametrize("name", ["gru", "s5"])
+SLOW_BACKBONES = [pytest.param(name, marks=pytest.mark.slow) for name in ("lstm", "lru", "s4d", "transformer")]
+
+
+@pytest.mark.parametrize("name", ["gru", "s5", *SLOW_BACKBONES])
 def test_sequence_mode_reproduces_acting_values_and_log_probs(name):
     """Re-running the rollout in sequence mode from its start carry must give what acting saw."""
     config = recurrent_config(name)  # on CartPole, whose random-policy episodes end within the rollout
@@ -363,10 +366,15 @@ def test_recurrent_training_vmapped_over_seeds(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["lstm", "lru", "s4d", "transformer"])
 def test_every_other_backbone_trains(name):
+    """Finite metrics, and the updates change the policy: its log-probs of one rollout move after training."""
     from mnemax.backbones import names
 
     assert name in names()
     config = dataclasses.replace(recurrent_config(name), total_steps=4 * 24 * 2)
-    _, metrics = jax.jit(make_train(config, *REPEAT))(jax.random.key(0))
+    state, metrics = jax.jit(make_train(config, *REPEAT))(jax.random.key(0))
     for metric in ("policy_loss", "value_loss", "entropy", "grad_norm"):
         assert np.all(np.isfinite(metrics[metric])), metric
+    assert np.all(metrics["grad_norm"] > 0.0) and np.all(metrics["approx_kl"] > 0.0)
+    initial = make_trainer(config, *REPEAT).init(jax.random.key(0))
+    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), initial.params, state.params)
+    assert max(jax.tree.leaves(moved)) > 1e-4
