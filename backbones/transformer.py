@@ -2,11 +2,12 @@
 
 Each query attends to itself and to the ``window`` steps before it, never to a
 step before the most recent reset. The carry holds, for every layer, the
-keys and values of the last ``window`` steps in a ring buffer, one validity
-flag per slot, the slot the next step overwrites and the next step's position
-in its episode. Acting (T=1) is one attention row: two batched matrix-vector
-products over the cache and one row written in place, so a step reads the
-cache once and copies nothing. A sequence call that continues from a carry
+keys and values of the last ``window + 1`` steps in a ring buffer, one
+validity flag per slot, the slot the next step overwrites (the oldest, which
+is out of the next query's window) and the next step's position in its
+episode. Acting (T=1) is one attention row: the step's key and value are
+written into that slot in place, then two batched matrix-vector products read
+the ring, so a step reads the cache once and copies none of it. A sequence call that continues from a carry
 equals the same steps fed one at a time.
 
 Positions are rotary (RoPE, Su et al. 2021, eq. 34): the score between a query
@@ -44,11 +45,12 @@ _POSITION_PERIOD = 2**24  # episode positions count modulo this (float32 holds e
 class KVCache(NamedTuple):
     """The transformer's carry; batch is the leading axis of every leaf, and every leaf is float32.
 
-    keys, values: ``[B, L, heads, W, head_dim]`` keys (rotated by their episode
-      position) and values of the last W steps for each of the L layers, in
-      ring order: slot ``oldest`` holds the oldest step; zero where not valid.
-    valid: ``[B, W]``, 1 where the slot holds a step of the current episode.
-    oldest: ``[B]``, the slot the next step overwrites (an integer in ``[0, W)``).
+    keys, values: ``[B, L, heads, W + 1, head_dim]`` keys (rotated by their
+      episode position) and values of the last W + 1 steps for each of the L
+      layers, in ring order: slot ``oldest`` holds the oldest step. Slots that
+      are not valid hold stale or zero entries that no query reads.
+    valid: ``[B, W + 1]``, 1 where the slot holds a step of the current episode.
+    oldest: ``[B]``, the slot the next step overwrites (an integer in ``[0, W]``).
     position: ``[B]``, the next step's position in its episode (an integer).
     Float rather than int or bool so that generic carry arithmetic (tolerance
     comparisons, interpolation, masking) works on every leaf.
@@ -93,32 +95,27 @@ def rotary_embedding(x: jax.Array, positions: jax.Array, base: float = 10_000.0)
     return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
 
 
-def cached_step_attention(
-    query: jax.Array, key: jax.Array, value: jax.Array, cached_keys: jax.Array, cached_values: jax.Array,
-    visible: jax.Array,
-) -> jax.Array:
-    """One new step's attention over its cached steps and itself (acting, imagination).
+def cached_step_attention(query: jax.Array, cached_keys: jax.Array, cached_values: jax.Array, visible: jax.Array) -> jax.Array:
+    """One new step's attention over the ring that already holds it (acting, imagination).
 
     Args:
-      query, key, value: ``[B, heads, d]`` of the new step, query and key rotated.
-      cached_keys, cached_values: ``[B, heads, W, d]``, keys rotated, any slot order.
-      visible: ``[B, W]`` bool, slots holding a step of the query's episode.
+      query: ``[B, heads, d]`` of the new step, rotated.
+      cached_keys, cached_values: ``[B, heads, W + 1, d]``, keys rotated, any slot
+        order, the new step's own key and value already written.
+      visible: ``[B, W + 1]`` bool, slots holding a step of the query's episode
+        (always at least its own).
 
     Returns:
       ``[B, heads, d]``. With the rotation already in the keys, the scores and
       the weighted values are batched matrix-vector products over a heads-major
-      cache, which XLA runs as such (no elementwise pass over the cache).
+      cache, which XLA runs as such (no elementwise pass over the cache), and
+      since the step's row is written before the cache is read, the write
+      happens in place.
     """
     scale = 1.0 / jnp.sqrt(jnp.float32(query.shape[-1]))
-    cached_logits = scale * jnp.einsum("bhwd,bhd->bhw", cached_keys, query)
-    own_logit = scale * jnp.sum(query * key, axis=-1)  # [B, heads]
-    cached_logits = jnp.where(visible[:, None, :], cached_logits, -jnp.inf)
-    top = jnp.maximum(jnp.max(cached_logits, axis=-1), own_logit)  # the own logit is always finite
-    cached_weights = jnp.exp(cached_logits - top[..., None])  # 0 where not visible
-    own_weight = jnp.exp(own_logit - top)
-    total = jnp.sum(cached_weights, axis=-1) + own_weight
-    mixed = jnp.einsum("bhw,bhwd->bhd", cached_weights, cached_values) + own_weight[..., None] * value
-    return mixed / total[..., None]
+    logits = jnp.where(visible[:, None, :], scale * jnp.einsum("bhwd,bhd->bhw", cached_keys, query), -jnp.inf)
+    weights = jax.nn.softmax(logits, axis=-1)  # [B, heads, W + 1]; 0 where not visible
+    return jnp.einsum("bhw,bhwd->bhd", weights, cached_values)
 
 
 def _key_blocks(x: jax.Array, window: int, num_blocks: int, block: int) -> jax.Array:
@@ -225,13 +222,14 @@ class GRUGate(nn.Module):
 class TransformerLayer(nn.Module):
     """One pre-LayerNorm block: windowed self-attention then a GELU MLP.
 
-    Works on ``x[B, T, H]`` at episode ``positions [B, T]`` with this layer's
-    cache ``[B, heads, W, d]``. For one step (T = 1) the cache is in ring order
-    and ``key_valid [B, W]`` says which slots the step sees; returns the new
-    residual stream and the step's rotated key and value ``[B, 1, heads, d]``.
-    For T > 1 the cache is oldest first, ``key_valid``/``segments`` are
-    ``[B, W + T]``, and the keys/values of ``[cache ; new steps]``
-    ``[B, W + T, heads, d]`` come back (the caller keeps the last W).
+    Works on ``x[B, T, H]`` at episode ``positions [B, T]``. For one step
+    (T = 1), ``cached_keys`` is a function ``write(k, v)`` that stores the
+    step's rotated key and value ``[B, heads, d]`` in this layer's ring and
+    returns the ring ``[B, heads, W + 1, d]`` (keys, values); ``key_valid
+    [B, W + 1]`` says which slots the step sees; the ring comes back. For
+    T > 1 the caches are ``[B, heads, W, d]`` oldest first,
+    ``key_valid``/``segments`` are ``[B, W + T]``, and the keys/values of
+    ``[cache ; new steps]`` ``[B, W + T, heads, d]`` come back.
     """
 
     features: int
@@ -248,9 +246,9 @@ class TransformerLayer(nn.Module):
         y = nn.LayerNorm(name="attention_norm")(x)
         q, k, v = projection("query")(y), projection("key")(y), projection("value")(y)
         q, k = rotary_embedding(q, positions), rotary_embedding(k, positions)
-        if x.shape[1] == 1:
-            attended = cached_step_attention(q[:, 0], k[:, 0], v[:, 0], cached_keys, cached_values, key_valid)[:, None]
-            keys, values = k, v
+        if x.shape[1] == 1:  # cached_keys is ``write(k, v) -> ring``; see Transformer._step
+            keys, values = cached_keys(k[:, 0], v[:, 0])
+            attended = cached_step_attention(q[:, 0], keys, values, key_valid)[:, None]
         else:
             keys = jnp.concatenate([jnp.swapaxes(cached_keys, 1, 2), k], axis=1)
             values = jnp.concatenate([jnp.swapaxes(cached_values, 1, 2), v], axis=1)
@@ -317,8 +315,9 @@ class Transformer(nn.Module):
 
     def _carry_shapes(self, batch_size: int) -> KVCache:
         head_dim = self.features // self.num_heads
-        cache = (batch_size, self.num_layers, self.num_heads, self.window, head_dim)
-        return KVCache(keys=cache, values=cache, valid=(batch_size, self.window), oldest=(batch_size,),
+        slots = self.window + 1  # the W steps a query sees before it, and its own
+        cache = (batch_size, self.num_layers, self.num_heads, slots, head_dim)
+        return KVCache(keys=cache, values=cache, valid=(batch_size, slots), oldest=(batch_size,),
                        position=(batch_size,))
 
     def initialize_carry(self, batch_size: int) -> KVCache:
@@ -346,30 +345,35 @@ class Transformer(nn.Module):
         return new_carry, jnp.swapaxes(nn.LayerNorm(name="output_norm")(x), 0, 1)
 
     def _step(self, carry: KVCache, x: jax.Array, resets: jax.Array) -> tuple[KVCache, jax.Array]:
-        """One step, ``x [B, 1, H]``: attend over the ring, then write the step into slot ``oldest``."""
+        """One step, ``x [B, 1, H]``: write it into slot ``oldest`` of each layer's ring, then attend over the ring."""
         reset = resets[:, 0]
         position = jnp.where(reset, 0.0, carry.position)  # [B]
-        visible = (carry.valid > 0.5) & ~reset[:, None]  # [B, W]
-        new_keys, new_values = [], []
-        for index, layer in enumerate(self._layers()):
-            x, k, v = layer(x, carry.keys[:, index], carry.values[:, index], position[:, None], visible, None)
-            new_keys.append(k[:, 0])
-            new_values.append(v[:, 0])
         rows, slot = jnp.arange(x.shape[0]), carry.oldest.astype(jnp.int32)
+        visible = ((carry.valid > 0.5) & ~reset[:, None]).at[rows, slot].set(True)  # [B, W + 1]
+        keys, values = carry.keys, carry.values
+        for index, layer in enumerate(self._layers()):
+
+            def write(k, v, index=index):  # [B, heads, d] each -> this layer's ring [B, heads, W + 1, d]
+                nonlocal keys, values
+                keys, values = keys.at[rows, index, :, slot].set(k), values.at[rows, index, :, slot].set(v)
+                return keys[:, index], values[:, index]
+
+            x, _, _ = layer(x, write, None, position[:, None], visible, None)
         new_carry = KVCache(
-            keys=carry.keys.at[rows, :, :, slot].set(jnp.stack(new_keys, axis=1)),  # one [L, heads, d] row each
-            values=carry.values.at[rows, :, :, slot].set(jnp.stack(new_values, axis=1)),
-            valid=visible.astype(jnp.float32).at[rows, slot].set(1.0),
-            oldest=jnp.mod(carry.oldest + 1.0, self.window),
+            keys=keys,
+            values=values,
+            valid=visible.astype(jnp.float32),
+            oldest=jnp.mod(carry.oldest + 1.0, self.window + 1),
             position=jnp.mod(position + 1.0, _POSITION_PERIOD),
         )
         return new_carry, x
 
     def _sequence(self, carry: KVCache, x: jax.Array, resets: jax.Array) -> tuple[KVCache, jax.Array]:
         """T > 1 steps, ``x [B, T, H]``: banded attention over the cache put oldest first, then back in ring order."""
-        window, (batch, steps) = self.window, resets.shape
+        window, slots, (batch, steps) = self.window, self.window + 1, resets.shape
         oldest = carry.oldest.astype(jnp.int32)
-        in_order = jnp.mod(oldest[:, None] + jnp.arange(window), window)  # [B, W]: j-th oldest -> slot
+        # The ring's W + 1 slots oldest first; the oldest is out of every new query's window.
+        in_order = jnp.mod(oldest[:, None] + jnp.arange(1, slots), slots)  # [B, W]: j-th of the W newest -> slot
         cached_keys = _ring_gather(carry.keys, in_order, axis=3)  # [B, L, heads, W, d], oldest first
         cached_values = _ring_gather(carry.values, in_order, axis=3)
         cached_valid = _ring_gather(carry.valid, in_order, axis=1) > 0.5
@@ -384,19 +388,27 @@ class Transformer(nn.Module):
         last_reset = jax.lax.cummax(jnp.where(resets, index, -1), axis=1)  # [B, T]
         positions = jnp.where(last_reset >= 0, index - last_reset, carry.position[:, None] + index)
 
+        # The next ring holds the last W + 1 steps of [ring ; new]; the ring's oldest slot
+        # joins them only when T = 0, so prepend it again for short calls.
+        first = lambda a: _ring_gather(a, oldest[:, None], axis=3)  # noqa: E731  [B, L, heads, 1, d]
+        oldest_keys, oldest_values = first(carry.keys), first(carry.values)
         new_keys, new_values = [], []
         for layer_index, layer in enumerate(self._layers()):
             x, keys, values = layer(
                 x, cached_keys[:, layer_index], cached_values[:, layer_index], positions, key_valid, segments
             )
-            new_keys.append(jnp.swapaxes(keys[:, -window:], 1, 2))  # [B, heads, W, d], oldest first
-            new_values.append(jnp.swapaxes(values[:, -window:], 1, 2))
+            keys = jnp.concatenate([jnp.swapaxes(oldest_keys[:, layer_index], 1, 2), keys], axis=1)
+            values = jnp.concatenate([jnp.swapaxes(oldest_values[:, layer_index], 1, 2), values], axis=1)
+            new_keys.append(jnp.swapaxes(keys[:, -slots:], 1, 2))  # [B, heads, W + 1, d], oldest first
+            new_values.append(jnp.swapaxes(values[:, -slots:], 1, 2))
 
-        # The last W steps, valid iff in the last step's episode, back in ring order: after T
-        # steps the oldest sits in slot (oldest + T) mod W, as T single steps would leave it.
-        valid = key_valid[:, -window:] & (segments[:, -window:] == segments[:, -1:])
-        new_oldest = jnp.mod(oldest + steps, window)
-        to_ring = jnp.mod(jnp.arange(window) - new_oldest[:, None], window)  # slot -> j-th oldest
+        # The last W + 1 steps, valid iff in the last step's episode, back in ring order: after T
+        # steps the oldest sits in slot (oldest + T) mod (W + 1), as T single steps would leave it.
+        all_valid = jnp.concatenate([_ring_gather(carry.valid, oldest[:, None], axis=1) > 0.5, key_valid], axis=1)
+        all_segments = jnp.concatenate([segments[:, :1], segments], axis=1)  # [B, W + 1 + T]
+        valid = all_valid[:, -slots:] & (all_segments[:, -slots:] == all_segments[:, -1:])
+        new_oldest = jnp.mod(oldest + steps, slots)
+        to_ring = jnp.mod(jnp.arange(slots) - new_oldest[:, None], slots)  # slot -> j-th oldest
         new_carry = KVCache(
             keys=_ring_gather(jnp.stack(new_keys, axis=1), to_ring, axis=3),
             values=_ring_gather(jnp.stack(new_values, axis=1), to_ring, axis=3),

@@ -116,7 +116,7 @@ def test_mamba_negative_eigenvalues_flip_the_state_sign(negative):
     moving = np.abs(states[:-1]) > 1e-12
     assert moving.any()
     if negative:
-        assert np.all(ratio[moving] < 0) and np.all(ratio[moving] > -1)
+        assert np.all(ratio[moving] < 0) and np.all(ratio[moving] >= -1)  # 2 exp(Delta A) - 1 rounds to -1 here
     else:
         assert np.all(ratio[moving] >= 0) and np.all(ratio[moving] < 1)
 

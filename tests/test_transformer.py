@@ -182,8 +182,8 @@ def test_carry_is_built_without_parameters_and_is_batch_major():
     module = make("transformer", 32, num_layers=3, num_heads=4, window=5)
     carry = module.initialize_carry(7)  # unbound module
     assert isinstance(carry, KVCache)
-    assert carry.keys.shape == carry.values.shape == (7, 3, 4, 5, 8)  # [B, L, heads, W, d]
-    assert carry.valid.shape == (7, 5)
+    assert carry.keys.shape == carry.values.shape == (7, 3, 4, 6, 8)  # [B, L, heads, W + 1, d]
+    assert carry.valid.shape == (7, 6)
     assert carry.oldest.shape == carry.position.shape == (7,)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(carry))
     assert not np.any(carry.valid)
