@@ -20,7 +20,8 @@ from gymnax.environments import environment, spaces
 from mnemax.agents.actor_critic import Actor, action_distribution, taken_log_prob
 from mnemax.agents.dreamer import DreamerConfig, make_train
 from mnemax.backbones import BackboneSpec
-from mnemax.worldmodels.sequence_model import build_model, initial_carry, observe
+from mnemax.worldmodels.registry import make_world_model
+from mnemax.worldmodels.sequence_model import WorldModelConfig
 
 BEST_ACTION = 0.7
 BANDIT_STEPS = 1_000
@@ -64,8 +65,12 @@ def small_config(total_steps: int) -> DreamerConfig:
     """A small Dreamer with fast actor and critic learning rates (the defaults are DreamerV3's 3e-5)."""
     return DreamerConfig(
         total_steps=total_steps, num_envs=4, steps_per_update=8, train_ratio=16, batch_size=8, sequence_length=8,
-        replay_capacity=4000, train_start=16, latent_groups=4, latent_classes=4, hidden=32, layers=1, num_bins=31,
-        horizon=2, backbone=BackboneSpec("gru", 16), actor_lr=3e-3, critic_lr=3e-3, model_lr=1e-3, twohot_limit=1.0,
+        replay_capacity=4000, train_start=16, actor_critic_hidden=32, actor_critic_layers=1, critic_bins=31,
+        critic_twohot_limit=1.0, horizon=2, actor_lr=3e-3, critic_lr=3e-3, model_lr=1e-3,
+        world_model=WorldModelConfig(
+            backbone=BackboneSpec("gru", 16), latent_groups=4, latent_classes=4, hidden=32, layers=1, num_bins=31,
+            twohot_limit=1.0,
+        ),
     )
 
 
@@ -74,13 +79,13 @@ def policy_at_start(config: DreamerConfig, discrete: bool, keys: jax.Array):
     env = OneStep(discrete)
     state, metrics = jax.jit(jax.vmap(make_train(config, env, env.default_params)))(keys)
     action_size = 2 if discrete else 1
-    model = build_model(config.world_model, (1,), action_size)
-    actor = Actor(action_size, discrete, config.hidden, config.layers)
+    world_model = make_world_model(config.world_model, (1,), action_size)
+    actor = Actor(action_size, discrete, config.actor_critic_hidden, config.actor_critic_layers)
 
     def outputs(params):
-        _, observed = observe(model, params.model, initial_carry(model, 1), jnp.ones((1, 1, 1)),
-                              jnp.zeros((1, 1, action_size)), jnp.ones((1, 1), bool), jax.random.key(0))
-        return actor.apply(params.actor, jax.tree.map(lambda x: x[0], observed.state).features())
+        start = world_model.observe_step(params.model, world_model.initial_state(1), jnp.ones((1, 1)),
+                                         jnp.zeros((1, action_size)), jnp.ones((1,), bool), jax.random.key(0))
+        return actor.apply(params.actor, world_model.features(start))
 
     return jax.vmap(outputs)(state.params), metrics
 
@@ -89,7 +94,7 @@ def test_actor_learns_the_better_arm_of_a_bandit():
     """A sign error anywhere in the actor's gradient (advantage, log-prob, loss) sends it to the worse arm."""
     config = small_config(BANDIT_STEPS)
     logits, _ = policy_at_start(config, discrete=True, keys=jax.random.split(jax.random.key(0), 2))
-    probability = np.asarray(action_distribution(True, logits, config.unimix).probs)[:, 0, 1]
+    probability = np.asarray(action_distribution(True, logits, config.actor_unimix).probs)[:, 0, 1]
     assert np.all(probability > 0.9), f"probability of the rewarded arm per seed: {probability}"
 
 

@@ -44,6 +44,7 @@ from mnemax.worldmodels.sequence_model import (
     observe_stepwise,
 )
 from mnemax.worldmodels.latent_world_model import LatentWorldModel
+from mnemax.worldmodels.protocol import Prediction
 from mnemax.worldmodels.training import fit_world_model
 
 T, B, OBS, ACTIONS, GROUPS, CLASSES, FEATURES = 8, 2, 3, 2, 4, 4, 16
@@ -433,8 +434,7 @@ def test_memory_probe_scores_a_perfect_imagination_as_exact_and_a_flipped_reward
 
     def truth(sign):
         def imagine(model, params, batch, context, key):
-            weights = twohot(sign * batch.rewards[context:], bins, model.config.twohot_limit)
-            return HeadOutputs(symlog(batch.obs[context:]), jnp.log(weights + 1e-9), jnp.zeros(batch.rewards[context:].shape))
+            return Prediction(symlog(batch.obs[context:]), sign * batch.rewards[context:], jnp.zeros(batch.rewards[context:].shape))
         return imagine
 
     monkeypatch.setattr(script, "imagine_after_context", truth(1.0))
