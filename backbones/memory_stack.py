@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from mnemax.backbones.delta_rule import check_delta_method
 from mnemax.backbones.registry import check_inputs
+from mnemax.backbones.ssm_stack import gated_output
 
 
 class MemoryStack(nn.Module):
@@ -64,8 +65,6 @@ class MemoryStack(nn.Module):
         new_carry = []
         for index, state in enumerate(carry):
             state, z = self.make_mixer(f"mixer_{index}")(state, nn.LayerNorm(name=f"norm_{index}")(x), resets)
-            z = nn.gelu(z)
-            value = nn.Dense(self.features, name=f"glu_value_{index}")(z)
-            x = x + value * nn.sigmoid(nn.Dense(self.features, name=f"glu_gate_{index}")(z))
+            x = x + gated_output(self.features, z, index)
             new_carry.append(state)
         return tuple(new_carry), x

@@ -92,6 +92,16 @@ class DiagonalSSM(nn.Module):
         return scan_in_chunks(run, state, u, resets, chunk_size)
 
 
+def gated_output(features: int, z: jax.Array, index: int) -> jax.Array:
+    """The layer's output block ``Dense(gelu z) * sigmoid(Dense'(gelu z))``, ``[..., features]`` (popjaxrl's "full_glu").
+
+    Called inside a stack's compact ``__call__``: its two Dense layers become
+    that stack's submodules ``glu_value_<index>`` and ``glu_gate_<index>``.
+    """
+    z = nn.gelu(z)
+    return nn.Dense(features, name=f"glu_value_{index}")(z) * nn.sigmoid(nn.Dense(features, name=f"glu_gate_{index}")(z))
+
+
 class SSMStack(nn.Module):
     """Input projection, then ``num_layers`` pre-norm SSM / GELU / GLU / residual layers."""
 
@@ -136,10 +146,6 @@ class SSMStack(nn.Module):
         for index, state in enumerate(carry):
             z = nn.LayerNorm(name=f"norm_{index}")(x)
             state, z = self.make_ssm(f"ssm_{index}")(state, z, resets, self.chunk_size, self.scan_method)
-            z = nn.gelu(z)
-            z = nn.Dense(self.features, name=f"glu_value_{index}")(z) * nn.sigmoid(
-                nn.Dense(self.features, name=f"glu_gate_{index}")(z)
-            )
-            x = x + z
+            x = x + gated_output(self.features, z, index)
             states.append(state)
         return tuple(states), x
