@@ -20,8 +20,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mnemax.agents.ppo import PPOConfig, RunnerState, make_network, policy_distribution
-from mnemax.agents.running_stats import normalize
+from mnemax.agents.ppo import PPOConfig, RunnerState, env_observation_parts, feature_mask, make_network, network_input, policy_distribution
 from mnemax.agents.trainer import action_space
 
 
@@ -60,7 +59,9 @@ def make_evaluate(
         raise ValueError(f"num_envs and num_steps must be positive integers, got {num_envs} and {num_steps}.")
     actions = action_space(env, env_params, "PPO")
     discrete, action_dim = actions.discrete, actions.size
-    network = make_network(config, action_dim, discrete)
+    parts = env_observation_parts(env, env_params)
+    network = make_network(config, action_dim, discrete, parts)
+    features = feature_mask(parts)
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))
     step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
@@ -75,7 +76,7 @@ def make_evaluate(
         def step(loop, step_key):
             obs, env_state, carry, starts = loop
             act_key, env_key = jax.random.split(step_key)
-            inputs = normalize(state.obs_stats, obs) if config.normalize_observations else obs
+            inputs = network_input(config, features, state.obs_stats, obs)
             carry, (policy_params, _) = network.apply(state.params, carry, inputs[None], starts[None])
             dist = policy_distribution(discrete, jax.tree.map(lambda p: p[0], policy_params))
             action = dist.mode() if greedy else dist.sample(seed=act_key)

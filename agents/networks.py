@@ -7,6 +7,15 @@ interface of :mod:`mnemax.backbones` (time-major, explicit resets)::
                                                           -> critic head -> value          [T, B]
 
 Feed-forward networks have no carry (``None``) and ignore ``resets``.
+
+An observation with named parts (a Dict observation flattened by
+:class:`~mnemax.envs.FlattenObservation`, e.g. a view and words) is split back
+into its parts, each encoded on its own (features by an MLP, token ids by an
+embedding), and handed to the backbone as a dict when the backbone declares
+the parts it reads (:attr:`input_parts`, DCEM's vision and language), else
+concatenated. With ``reconstruction`` the network also decodes every part of
+its input from the backbone's output and reports that loss in the
+``"aux_losses"`` collection, for the agent to weight and add.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from mnemax.envs.wrappers import ObservationPart
 
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "gelu", "elu", "silu")
 
@@ -42,6 +53,71 @@ class OrthogonalMLP(nn.Module):
         return x
 
 
+def split_parts(parts: Sequence[ObservationPart], obs: jax.Array) -> dict[str, jax.Array]:
+    """The flat observation ``[..., D]`` cut into its named parts ``{name: [..., part.size]}``."""
+    bounds = np.cumsum([0, *(part.size for part in parts)])
+    if obs.shape[-1] != bounds[-1]:
+        raise ValueError(
+            f"The observation has {obs.shape[-1]} values but its parts "
+            f"({', '.join(f'{p.name}: {p.size}' for p in parts)}) add up to {bounds[-1]}."
+        )
+    return {part.name: obs[..., start:stop] for part, start, stop in zip(parts, bounds[:-1], bounds[1:])}
+
+
+def token_ids(part: ObservationPart, values: jax.Array) -> jax.Array:
+    """Token ids held as floats in a flat observation, back to int32 in ``[0, vocab_size)``."""
+    return jnp.clip(jnp.round(values), 0, part.vocab_size - 1).astype(jnp.int32)
+
+
+def input_parts(backbone: nn.Module | None) -> tuple[str, ...]:
+    """The observation parts a backbone reads as a dict (empty: it reads one array)."""
+    return tuple(getattr(backbone, "input_parts", ()) or ())
+
+
+class PartEncoder(nn.Module):
+    """Encode one observation part ``[T, B, size] -> [T, B, E]``: tokens embedded and concatenated, then an MLP."""
+
+    part: ObservationPart
+    sizes: Sequence[int]
+    activation: str
+    token_features: int
+
+    @nn.compact
+    def __call__(self, values: jax.Array) -> jax.Array:
+        if self.part.tokens:
+            embedded = nn.Embed(self.part.vocab_size, self.token_features, name="embed")(token_ids(self.part, values))
+            values = embedded.reshape(*values.shape[:-1], self.part.size * self.token_features)
+        return OrthogonalMLP(self.sizes, self.activation, name="mlp")(values)
+
+
+class Reconstruction(nn.Module):
+    """Decode every part of the observation from the agent's state; the mean loss over ``[T, B]``.
+
+    Feature parts: squared error per value, summed over the part. Token parts:
+    cross-entropy per token, summed over the part's tokens. This is the
+    auxiliary loss of Hill et al. (2021), whose memory agents stayed near
+    chance without it.
+    """
+
+    parts: Sequence[ObservationPart]
+
+    @nn.compact
+    def __call__(self, state: jax.Array, obs: jax.Array) -> jax.Array:
+        targets = split_parts(self.parts, jax.lax.stop_gradient(obs))
+        loss = jnp.zeros(state.shape[:-1])
+        for part in self.parts:
+            if part.tokens:
+                logits = nn.Dense(part.size * part.vocab_size, name=f"decode_{part.name}")(state)
+                logits = logits.reshape(*state.shape[:-1], part.size, part.vocab_size)
+                log_probs = jax.nn.log_softmax(logits)
+                ids = token_ids(part, targets[part.name])
+                loss += -jnp.sum(jnp.take_along_axis(log_probs, ids[..., None], axis=-1)[..., 0], axis=-1)
+            else:
+                prediction = nn.Dense(part.size, name=f"decode_{part.name}")(state)
+                loss += jnp.sum(jnp.square(prediction - targets[part.name]), axis=-1)
+        return jnp.mean(loss)
+
+
 class ActorCritic(nn.Module):
     """Policy and value network; ``__call__(carry, obs[T, B, D], resets[T, B])``.
 
@@ -57,6 +133,11 @@ class ActorCritic(nn.Module):
       head_sizes: widths of the hidden layers of each of the actor and critic heads.
       activation: activation of the encoder and heads.
       backbone: a built backbone module, or ``None`` for a feed-forward network.
+      observation_parts: the named parts of the flat observation (:func:`mnemax.envs.observation_parts`);
+        empty or one part of features: the whole observation goes through one encoder.
+      token_features: embedding width of each token of a token part.
+      reconstruction: also decode the observation from the backbone's output (loss sown as
+        ``aux_losses/reconstruction``).
     """
 
     action_dim: int
@@ -65,16 +146,39 @@ class ActorCritic(nn.Module):
     head_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     backbone: nn.Module | None = None
+    observation_parts: tuple[ObservationPart, ...] = ()
+    token_features: int = 16
+    reconstruction: bool = False
 
     def initialize_carry(self, batch_size: int) -> Any:
         """The backbone's initial carry for ``batch_size`` environments (``None`` when feed-forward)."""
         return None if self.backbone is None else self.backbone.initialize_carry(batch_size)
 
+    def encode(self, obs: jax.Array) -> jax.Array | dict[str, jax.Array]:
+        """The encoder's output: one array, or a dict of encoded parts for a backbone that reads parts."""
+        parts = self.observation_parts
+        if len(parts) <= 1 and not any(part.tokens for part in parts):
+            return OrthogonalMLP(self.encoder_sizes, self.activation, name="encoder")(obs)
+        values = split_parts(parts, obs)
+        encoded = {
+            part.name: PartEncoder(part, self.encoder_sizes, self.activation, self.token_features, name=f"encoder_{part.name}")(
+                values[part.name]
+            )
+            for part in parts
+        }
+        wanted = input_parts(self.backbone)
+        if wanted:
+            return {name: encoded[name] for name in wanted}
+        return jnp.concatenate(list(encoded.values()), axis=-1)
+
     @nn.compact
     def __call__(self, carry: Any, obs: jax.Array, resets: jax.Array):
-        x = OrthogonalMLP(self.encoder_sizes, self.activation, name="encoder")(obs)
+        x = self.encode(obs)
         if self.backbone is not None:
             carry, x = self.backbone(carry, x, resets)
+        if self.reconstruction:
+            parts = self.observation_parts or (ObservationPart("observation", obs.shape[-1]),)
+            self.sow("aux_losses", "reconstruction", Reconstruction(parts, name="decoder")(x, obs))
         actor = OrthogonalMLP(self.head_sizes, self.activation, name="actor")(x)
         out = nn.Dense(self.action_dim, kernel_init=nn.initializers.orthogonal(0.01), name="actor_out")(actor)
         critic = OrthogonalMLP(self.head_sizes, self.activation, name="critic")(x)

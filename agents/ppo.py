@@ -42,14 +42,14 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from mnemax.agents.networks import ACTIVATIONS, ActorCritic
+from mnemax.agents.networks import ACTIVATIONS, ActorCritic, input_parts
 from mnemax.agents.ppo_losses import clipped_surrogate_loss, clipped_value_loss, normalize_advantages
 from mnemax.agents.registry import register_agent
 from mnemax.agents.returns import generalized_advantage_estimate
 from mnemax.agents.running_stats import initial_moments, normalize, observe_batch, scale
 from mnemax.agents.trainer import Metrics, Trainer, action_space, episode_metrics, make_train
 from mnemax.backbones import BackboneSpec
-from mnemax.envs import ClipAction, FlattenObservation, PrevActionReward, RunningMoments
+from mnemax.envs import ClipAction, FlattenObservation, ObservationPart, PrevActionReward, RunningMoments
 from mnemax.envs import make as make_env
 
 METRIC_NAMES = (
@@ -103,6 +103,8 @@ class PPOConfig:
     encoder_sizes: tuple[int, ...] = ()
     head_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
+    token_features: int = 16
+    reconstruction_weight: float = 0.0
 
     @property
     def steps_per_update(self) -> int:
@@ -133,7 +135,9 @@ class PPOConfig:
         for name in ("learning_rate", "clip_eps", "max_grad_norm", "adam_eps"):
             if not getattr(self, name) > 0:  # also refuses NaN
                 raise ValueError(f"PPOConfig.{name} must be a positive number, got {getattr(self, name)}.")
-        for name in ("ent_coef", "vf_coef"):
+        if self.token_features < 1:
+            raise ValueError(f"PPOConfig.token_features must be a positive integer, got {self.token_features}.")
+        for name in ("ent_coef", "vf_coef", "reconstruction_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"PPOConfig.{name} must be 0 or more, got {getattr(self, name)}.")
         for name in ("encoder_sizes", "head_sizes"):
@@ -245,16 +249,51 @@ def make_optimizer(config: PPOConfig, learning_rate: jax.Array) -> optax.Gradien
     )
 
 
-def make_network(config: PPOConfig, action_dim: int, discrete: bool) -> ActorCritic:
-    """The :class:`ActorCritic` that ``config`` describes."""
+def make_network(
+    config: PPOConfig, action_dim: int, discrete: bool, parts: tuple[ObservationPart, ...] = ()
+) -> ActorCritic:
+    """The :class:`ActorCritic` that ``config`` describes, for observations made of ``parts``.
+
+    ``parts`` are the named slices of the flat observation (:func:`env_observation_parts`);
+    a backbone that reads named parts (DCEM) must find them there.
+    """
+    backbone = None if config.backbone is None else config.backbone.build()
+    missing = [name for name in input_parts(backbone) if name not in {part.name for part in parts}]
+    if missing:
+        found = ", ".join(part.name for part in parts) or "one unnamed array"
+        raise ValueError(
+            f"Backbone {config.backbone.name!r} reads the observation parts {', '.join(map(repr, input_parts(backbone)))}, "
+            f"but this env's observation has {found}; use an env whose Dict observation has those keys "
+            "(e.g. grounded/FastBinding-N3) or another backbone."
+        )
     return ActorCritic(
         action_dim=action_dim,
         discrete=discrete,
         encoder_sizes=tuple(config.encoder_sizes),
         head_sizes=tuple(config.head_sizes),
         activation=config.activation,
-        backbone=None if config.backbone is None else config.backbone.build(),
+        backbone=backbone,
+        observation_parts=tuple(parts),
+        token_features=config.token_features,
+        reconstruction=config.reconstruction_weight > 0,
     )
+
+
+def env_observation_parts(env: Any, env_params: Any) -> tuple[ObservationPart, ...]:
+    """The named parts of ``env``'s flat observation, from a :class:`~mnemax.envs.FlattenObservation` in its wrappers.
+
+    Envs without one (POPGym's :class:`~mnemax.envs.PrevActionReward`, user envs with
+    flat observations) have no named parts: ``()``.
+    """
+    describe = getattr(env, "observation_parts", None)
+    return tuple(describe(env_params)) if callable(describe) else ()
+
+
+def feature_mask(parts: tuple[ObservationPart, ...]) -> np.ndarray | None:
+    """``[D]`` true where the flat observation holds features (normalised), false at token ids; None: all features."""
+    if not any(part.tokens for part in parts):
+        return None
+    return np.concatenate([np.full(part.size, not part.tokens) for part in parts])
 
 
 def policy_distribution(discrete: bool, policy_params: Any) -> distrax.Distribution:
@@ -319,6 +358,7 @@ class PPOParts(NamedTuple):
     discrete: bool
     action_dim: int
     obs_dim: int
+    features: np.ndarray | None  # [D] bool, which observation values are normalised (None: all)
     constrain: Callable[[RunnerState], RunnerState]  # sharding constraint (identity without a mesh)
 
 
@@ -333,7 +373,8 @@ class Rollout(NamedTuple):
 def make_ppo_parts(config: PPOConfig, env: Any, env_params: Any, mesh: Mesh | None = None) -> PPOParts:
     """The network, action space and observation size PPO needs for ``env`` (config checked when it was built)."""
     actions = action_space(env, env_params, "PPO")
-    network = make_network(config, actions.size, actions.discrete)
+    observation_parts = env_observation_parts(env, env_params)
+    network = make_network(config, actions.size, actions.discrete, observation_parts)
     if config.recurrent:
         _batch_axis_check(network)
     obs_shape = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0].shape
@@ -345,6 +386,7 @@ def make_ppo_parts(config: PPOConfig, env: Any, env_params: Any, mesh: Mesh | No
         discrete=actions.discrete,
         action_dim=actions.size,
         obs_dim=int(np.prod(obs_shape)),
+        features=feature_mask(observation_parts),
         constrain=_sharding_constraint(config, mesh),
     )
 
@@ -378,8 +420,16 @@ def _flat(parts: PPOParts, obs: jax.Array) -> jax.Array:
     return obs.reshape(obs.shape[0], parts.obs_dim).astype(jnp.float32)
 
 
+def network_input(config: PPOConfig, features: np.ndarray | None, obs_stats: RunningMoments, obs: jax.Array) -> jax.Array:
+    """The observation as the network reads it: normalised when configured, except token ids (``features`` false)."""
+    if not config.normalize_observations:
+        return obs
+    normalized = normalize(obs_stats, obs)
+    return normalized if features is None else jnp.where(features, normalized, obs)
+
+
 def _network_input(parts: PPOParts, obs_stats: RunningMoments, obs: jax.Array) -> jax.Array:
-    return normalize(obs_stats, obs) if parts.config.normalize_observations else obs
+    return network_input(parts.config, parts.features, obs_stats, obs)
 
 
 def init(parts: PPOParts, key: jax.Array, hparams: HParams | None = None) -> RunnerState:
@@ -533,8 +583,15 @@ def rollout(parts: PPOParts, state: RunnerState, key: jax.Array) -> Rollout:
 
 
 def ppo_loss(parts: PPOParts, params: Any, batch: dict[str, Any], hparams: HParams) -> tuple[jax.Array, Metrics]:
-    """Clipped surrogate + value loss - entropy bonus on one minibatch (re-run in sequence mode when recurrent)."""
-    _, (policy_params, values) = parts.network.apply(params, batch["carry"], batch["inputs"], batch["starts"])
+    """Clipped surrogate + value loss - entropy bonus + weighted auxiliary losses on one minibatch.
+
+    Recurrent networks re-run in sequence mode. Auxiliary losses are what the
+    network sows into ``"aux_losses"`` (its reconstruction of the observation),
+    each weighted by the config and reported as ``<name>_loss``.
+    """
+    (_, (policy_params, values)), sown = parts.network.apply(
+        params, batch["carry"], batch["inputs"], batch["starts"], mutable=["aux_losses"]
+    )
     dist = policy_distribution(parts.discrete, policy_params)
     log_prob = dist.log_prob(batch["actions"])
     advantages = batch["advantages"]
@@ -544,7 +601,10 @@ def ppo_loss(parts: PPOParts, params: Any, batch: dict[str, Any], hparams: HPara
     value_loss = clipped_value_loss(values, batch["values"], batch["targets"], hparams.clip_eps)
     entropy = jnp.mean(dist.entropy())
     total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
-    return total, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy, **diagnostics}
+    auxiliary = {f"{name}_loss": sum(values) for name, values in sown.get("aux_losses", {}).items()}
+    weights = {"reconstruction_loss": parts.config.reconstruction_weight}
+    total = total + sum(weights[name] * loss for name, loss in auxiliary.items())
+    return total, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy, **diagnostics, **auxiliary}
 
 
 def minibatches(parts: PPOParts, batch: dict[str, Any], key: jax.Array) -> dict[str, Any]:
@@ -667,4 +727,4 @@ def make_ppo_env(name: str, **kwargs: Any) -> tuple[Any, Any]:
     return env, params
 
 
-__all__ = ["HParams", "PPOConfig", "RunnerState", "make_ppo_env", "make_rollout", "make_train", "make_trainer", "runner_state_shardings"]
+__all__ = ["HParams", "PPOConfig", "RunnerState", "env_observation_parts", "make_network", "make_ppo_env", "make_rollout", "make_train", "make_trainer", "runner_state_shardings"]

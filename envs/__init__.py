@@ -18,9 +18,11 @@ from mnemax.envs.wrappers import (
     MetaRL,
     NormalizeObservation,
     NormalizeReward,
+    ObservationPart,
     PrevActionReward,
     RunningMoments,
     merge_moments,
+    observation_parts,
     pool_moments,
 )
 
@@ -37,6 +39,7 @@ __all__ = [
     "MetaRL",
     "NormalizeObservation",
     "NormalizeReward",
+    "ObservationPart",
     "PrevActionReward",
     "RunningMoments",
     "SUITES",
@@ -48,6 +51,7 @@ __all__ = [
     "make",
     "merge_moments",
     "names",
+    "observation_parts",
     "pool_moments",
     "register",
 ]

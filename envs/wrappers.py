@@ -17,6 +17,7 @@ accepts.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import Any
 
@@ -79,6 +80,48 @@ def flat_box(space: Any) -> spaces.Box:
     return spaces.Box(low, high, (low.shape[0],), jnp.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class ObservationPart:
+    """One named part of a flattened observation: where it sits in the flat vector and what it holds.
+
+    ``size`` is its length in the flat vector (parts follow one another in
+    order); ``vocab_size > 0`` marks integer token ids in ``[0, vocab_size)``
+    (an integer Box of a Dict observation, e.g. words), which an agent embeds
+    rather than feeds as numbers; ``0`` marks real-valued features.
+    """
+
+    name: str
+    size: int
+    vocab_size: int = 0
+
+    @property
+    def tokens(self) -> bool:
+        return self.vocab_size > 0
+
+
+def observation_parts(space: Any) -> tuple[ObservationPart, ...]:
+    """The parts of :func:`flatten` 's output for ``space``, in flat order.
+
+    A Dict space has one part per key (a nested Dict or Tuple counts as one
+    part of features); anything else is a single part named ``"observation"``.
+    Integer Boxes inside a Dict are tokens with ``vocab_size = high + 1``.
+    """
+    if not isinstance(space, spaces.Dict):
+        return (ObservationPart("observation", flat_size(space)),)
+    parts = []
+    for name, child in space.spaces.items():
+        integer = isinstance(child, spaces.Box) and np.issubdtype(np.dtype(child.dtype), np.integer)
+        if integer and np.dtype(child.dtype) != np.uint8:
+            if np.any(np.asarray(child.low) < 0):
+                raise ValueError(
+                    f"Observation part {name!r} is an integer Box with negative values; token ids must be 0 or more."
+                )
+            parts.append(ObservationPart(name, flat_size(child), int(np.max(child.high)) + 1))
+        else:
+            parts.append(ObservationPart(name, flat_size(child)))
+    return tuple(parts)
+
+
 def _children(space: Any) -> list[Any]:
     return list(space.spaces.values()) if isinstance(space, spaces.Dict) else list(space.spaces)
 
@@ -131,6 +174,10 @@ class FlattenObservation(SpaceWrapper):
 
     def observation_space(self, params: Any = None) -> spaces.Box:
         return flat_box(self._inner_observation_space(params))
+
+    def observation_parts(self, params: Any = None) -> tuple[ObservationPart, ...]:
+        """Which slices of the flat observation are which part of the original one (see :func:`observation_parts`)."""
+        return observation_parts(self._inner_observation_space(params))
 
     def _flatten(self, obs: Any, params: Any) -> jax.Array:
         return flatten(self._inner_observation_space(params), obs)

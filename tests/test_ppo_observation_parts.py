@@ -1,0 +1,149 @@
+"""PPO on observations with named parts (a view and token ids), and its auxiliary reconstruction loss.
+
+A Dict observation is flattened by FlattenObservation; PPO's network cuts it
+back into parts, embeds token parts, and with ``reconstruction_weight > 0``
+decodes the observation from the backbone's output as an auxiliary loss that
+shows up in the metrics and trains the encoders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from gymnax.environments import environment, spaces
+
+from mnemax.agents.networks import ActorCritic, split_parts
+from mnemax.agents.ppo import PPOConfig, env_observation_parts, feature_mask, make_network, make_trainer, network_input
+from mnemax.agents.running_stats import initial_moments, observe_batch
+from mnemax.backbones import BackboneSpec
+from mnemax.envs import FlattenObservation, ObservationPart, observation_parts
+
+VOCAB = 5
+LIMIT = 6
+
+
+class SaysWhatToDo(environment.Environment):
+    """Token 1 of the words names the rewarded action (its parity); the view is a clock."""
+
+    @property
+    def default_params(self) -> environment.EnvParams:
+        return environment.EnvParams(max_steps_in_episode=LIMIT)
+
+    def reset_env(self, key, params):
+        state = environment.EnvState(time=jnp.int32(0))
+        return self.get_obs(state, params), state
+
+    def step_env(self, key, state, action, params):
+        reward = (action == self.get_obs(state)["language"][1] % 2).astype(jnp.float32)
+        state = environment.EnvState(time=state.time + 1)
+        return self.get_obs(state, params), state, reward, jnp.bool_(False), {}
+
+    def get_obs(self, state, params=None, key=None):
+        vision = jnp.stack([state.time / LIMIT, 1.0 - state.time / LIMIT, jnp.float32(0.5)]).astype(jnp.float32)
+        return {"vision": vision, "language": jnp.stack([jnp.int32(2), state.time % VOCAB]).astype(jnp.int32)}
+
+    def action_space(self, params=None):
+        return spaces.Discrete(2)
+
+    def observation_space(self, params=None):
+        return spaces.Dict(
+            {
+                "vision": spaces.Box(0.0, 1.0, (3,), jnp.float32),
+                "language": spaces.Box(0, VOCAB - 1, (2,), jnp.int32),
+            }
+        )
+
+
+ENV = FlattenObservation(SaysWhatToDo())
+PARAMS = ENV.default_params
+CONFIG = PPOConfig(
+    total_steps=4 * 8 * 3,
+    num_envs=4,
+    num_steps=8,
+    num_minibatches=2,
+    update_epochs=1,
+    encoder_sizes=(8,),
+    head_sizes=(8,),
+    token_features=4,
+    backbone=BackboneSpec("gru", 8),
+    reconstruction_weight=0.5,
+)
+
+
+def test_parts_of_a_dict_observation_follow_the_flat_order():
+    parts = env_observation_parts(ENV, PARAMS)
+    assert parts == (ObservationPart("vision", 3), ObservationPart("language", 2, VOCAB))
+    obs, _ = ENV.reset(jax.random.key(0), PARAMS)
+    pieces = split_parts(parts, obs)
+    np.testing.assert_array_equal(pieces["language"], [2.0, 0.0])
+    assert observation_parts(spaces.Box(0.0, 1.0, (4, 2), jnp.float32)) == (ObservationPart("observation", 8),)
+
+
+def test_negative_token_ids_are_refused_with_the_part_named():
+    space = spaces.Dict({"words": spaces.Box(-1, 3, (2,), jnp.int32)})
+    with pytest.raises(ValueError, match="'words'"):
+        observation_parts(space)
+
+
+def test_normalisation_leaves_token_ids_alone():
+    config = dataclasses.replace(CONFIG, normalize_observations=True)
+    parts = env_observation_parts(ENV, PARAMS)
+    obs = jnp.asarray([[0.2, 0.9, 0.5, 2.0, 4.0], [0.6, 0.1, 0.5, 2.0, 1.0]])
+    stats = observe_batch(initial_moments((5,)), obs)
+    read = network_input(config, feature_mask(parts), stats, obs)
+    np.testing.assert_array_equal(read[:, 3:], obs[:, 3:])
+    assert not np.allclose(read[:, :2], obs[:, :2])
+
+
+def test_reconstruction_loss_is_in_the_metrics_and_trains_both_encoders():
+    trainer = make_trainer(CONFIG, ENV, PARAMS)
+    state, metrics = jax.jit(trainer.update)(trainer.init(jax.random.key(0)))
+    assert np.isfinite(metrics["reconstruction_loss"]) and metrics["reconstruction_loss"] > 0
+
+    network = make_network(CONFIG, 2, True, env_observation_parts(ENV, PARAMS))
+    obs = jnp.tile(jnp.asarray([0.2, 0.8, 0.5, 2.0, 3.0]), (2, 4, 1))
+    resets = jnp.zeros((2, 4), bool)
+
+    def reconstruction(params):
+        _, sown = network.apply(params, network.initialize_carry(4), obs, resets, mutable=["aux_losses"])
+        return sum(sown["aux_losses"]["reconstruction"])
+
+    grads = jax.grad(reconstruction)(state.params)["params"]
+    for encoder in ("encoder_vision", "encoder_language"):
+        assert any(np.abs(leaf).sum() > 0 for leaf in jax.tree.leaves(grads[encoder])), encoder
+    assert np.abs(grads["encoder_language"]["embed"]["embedding"]).sum() > 0
+
+
+def test_without_the_weight_there_is_no_decoder_and_no_metric():
+    config = dataclasses.replace(CONFIG, reconstruction_weight=0.0)
+    trainer = make_trainer(config, ENV, PARAMS)
+    state, metrics = jax.jit(trainer.update)(trainer.init(jax.random.key(0)))
+    assert "reconstruction_loss" not in metrics
+    assert "decoder" not in state.params["params"]
+
+
+class ReadsParts(nn.Module):
+    """A backbone stand-in that declares the parts it reads and returns their concatenation."""
+
+    features: int = 8
+    input_parts = ("language", "vision")
+
+    def initialize_carry(self, batch_size):
+        return jnp.zeros((batch_size, 1))
+
+    def __call__(self, carry, inputs, resets):
+        assert isinstance(inputs, dict) and tuple(sorted(inputs)) == ("language", "vision")
+        return carry, jnp.concatenate([inputs["vision"], inputs["language"]], axis=-1)
+
+
+def test_a_backbone_that_declares_parts_gets_them_as_a_dict():
+    network = ActorCritic(2, encoder_sizes=(6,), head_sizes=(4,), backbone=ReadsParts(), observation_parts=env_observation_parts(ENV, PARAMS))
+    obs = jnp.zeros((3, 2, 5))
+    params = network.init(jax.random.key(0), network.initialize_carry(2), obs, jnp.zeros((3, 2), bool))
+    _, (logits, value) = network.apply(params, network.initialize_carry(2), obs, jnp.zeros((3, 2), bool))
+    assert logits.shape == (3, 2, 2) and value.shape == (3, 2)
