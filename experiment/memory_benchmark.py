@@ -40,6 +40,7 @@ from mnemax.envs import make as make_env
 from mnemax.envs.memory import MEMORY_ENVS
 from mnemax.envs.memory import dataset as memory_dataset
 from mnemax.envs.memory import metrics
+from mnemax.experiment.composition import backbone_size
 from mnemax.experiment.markdown import replace_section
 from mnemax.worldmodels.batch import SequenceBatch
 from mnemax.worldmodels.registry import make_world_model
@@ -62,11 +63,10 @@ class WorldModelBudget:
     features: int = 64
     latent: int = 8
     cnn_depth: int = 8
-    layers: int = 1
     learning_rate: float = 3e-4
 
     def validate(self) -> None:
-        for name in ("episodes", "eval_episodes", "updates", "batch_size", "features", "latent", "cnn_depth", "layers"):
+        for name in ("episodes", "eval_episodes", "updates", "batch_size", "features", "latent", "cnn_depth"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
         if self.eval_episodes >= self.episodes:
@@ -128,16 +128,15 @@ def sequence_batch(data: memory_dataset.MemoryDataset, num_actions: int) -> Sequ
 
 
 def model_config(backbone: str, budget: WorldModelBudget, episode_length: int) -> WorldModelConfig:
-    """A small world model on ``backbone``; the Transformer attends over the whole episode (TSSM)."""
-    options: tuple = (("num_layers", budget.layers),)
-    if backbone in ("s5", "s4d", "lru"):
-        options += (("state_size", budget.features // 2),)
-    elif backbone == "transformer":
-        options += (("num_heads", 4), ("window", episode_length))
-    elif backbone in ("gru", "lstm"):
-        options = ()
+    """A small world model on ``backbone`` at its ``memory_benchmark`` size (``configs/backbone/<name>.yaml``).
+
+    The Transformer's window is the episode, so it attends over the whole of it (TSSM).
+    """
+    spec = backbone_size(backbone, "memory_benchmark", budget.features)
+    if backbone == "transformer":
+        spec = BackboneSpec.from_dict(backbone, budget.features, {**dict(spec.options), "window": episode_length})
     return WorldModelConfig(
-        backbone=BackboneSpec(backbone, budget.features, options),
+        backbone=spec,
         latent_groups=budget.latent,
         latent_classes=budget.latent,
         hidden=budget.features,
@@ -291,7 +290,8 @@ def write_report(rows: Sequence[dict[str, Any]], doc: str | os.PathLike, figure:
         f"Command: `{command}`\n\nMachine: {machine}. Episodes: {lengths}; {budget.episodes - budget.eval_episodes} training "
         f"and {budget.eval_episodes} held-out scripted episodes per task; {budget.updates} updates of {budget.batch_size} whole "
         f"episodes; {seeds} seeds (model initialisation and batch order; one dataset). Width {budget.features}, "
-        f"{budget.latent}x{budget.latent} latents, {budget.layers} backbone layer(s).\n\n"
+        f"{budget.latent}x{budget.latent} latents; each backbone at the `memory_benchmark` size of its "
+        "configs/backbone/<name>.yaml.\n\n"
         "Frame MSE is per pixel in [0, 1], on open-loop imagination of the query horizon after the context; "
         "mean ± std over seeds. Oracle copies the latest context frame seen at the same position; mean frame outputs "
         "the mean context frame. Throughput counts compiled training steps only.\n\n"
