@@ -1,7 +1,7 @@
 """mnemax.envs: environments by name, wrappers, a Brax adapter and an environment checker.
 
 ``make(name, **kwargs) -> (env, params)`` resolves gymnax ids, ``popgym/<Name>``,
-``memory/<Name>``, ``brax/<name>``, the JAX suites (``craftax/``, ``navix/``,
+``memory/<Name>``, ``grounded/<Name>``, ``brax/<name>``, the JAX suites (``craftax/``, ``navix/``,
 ``xminigrid/``, ``popgym_arcade/``, optional extras) and ``package.module:Class``; every env speaks gymnax's 1.x
 API (six-value ``step``, auto-reset, ``info["final_observation"]``).
 ``check_env(env, params)`` tells a user, in plain words, what their env gets wrong.

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
-from mnemax.envs.wrappers import flat_bounds
+from mnemax.envs.wrappers import flat_bounds, space_items
 
 _TRACER_ERRORS = (
     jax.errors.ConcretizationTypeError,
@@ -330,36 +330,65 @@ def _check_scalar(add: Callable, name: str, value: Any, kind: Any, fix: str) -> 
         add("types", f"step's {name} {' and '.join(problems)}; return {fix}.")
 
 
-def _check_space_structure(add: Callable, space: Any, obs: Any) -> None:
+def _check_space_structure(add: Callable, space: Any, obs: Any, label: str = "") -> None:
+    """Findings where ``obs`` (ShapeDtypeStructs) does not have the structure, shapes and dtypes ``space`` declares.
+
+    Dict and Tuple spaces are checked part by part; ``label`` names the part (``['vision']``).
+    """
+    what = f"Observations{label}"
     if isinstance(space, spaces.Box):
         shape = tuple(np.shape(np.zeros(space.shape)))
         if not hasattr(obs, "shape"):
-            add("observation_space", f"observation_space is a Box but observations are {type(obs).__name__}; return an array.")
+            add("observation_space", f"observation_space{label} is a Box but {what} are {type(obs).__name__}; return an array.")
             return
         if tuple(obs.shape) != shape:
             add(
                 "observation_space",
-                f"Observations have shape {tuple(obs.shape)} but observation_space says {shape}; "
+                f"{what} have shape {tuple(obs.shape)} but observation_space{label} says {shape}; "
                 "make observation_space's shape match what reset/step return.",
             )
         if jnp.dtype(obs.dtype) != jnp.dtype(space.dtype):
             add(
                 "observation_space",
-                f"Observations have dtype {jnp.dtype(obs.dtype).name} but observation_space says "
+                f"{what} have dtype {jnp.dtype(obs.dtype).name} but observation_space{label} says "
                 f"{jnp.dtype(space.dtype).name}; cast the observation or fix the space's dtype.",
             )
     elif isinstance(space, spaces.Discrete) and hasattr(obs, "shape") and obs.shape != ():
-        add("observation_space", f"observation_space is Discrete but observations have shape {tuple(obs.shape)}; use a Box.")
+        add("observation_space", f"observation_space{label} is Discrete but {what} have shape {tuple(obs.shape)}; use a Box.")
+    elif isinstance(space, spaces.Dict):
+        keys = set(obs) if isinstance(obs, dict) else {k for k in space.spaces if hasattr(obs, k)}
+        missing = [k for k in space.spaces if k not in keys]
+        if missing:
+            add(
+                "observation_space",
+                f"observation_space{label} is a Dict with keys {', '.join(map(repr, missing))} that {what} lack; "
+                "return a dict with every key of the space.",
+            )
+            return
+        for part, subspace, value in space_items(space, obs):
+            _check_space_structure(add, subspace, value, label + part)
+    elif isinstance(space, spaces.Tuple):
+        if not isinstance(obs, (tuple, list)) or len(obs) != len(space.spaces):
+            add("observation_space", f"observation_space{label} is a Tuple of {len(space.spaces)} spaces but {what} are not a tuple of that length.")
+            return
+        for part, subspace, value in space_items(space, obs):
+            _check_space_structure(add, subspace, value, label + part)
 
 
-def _in_space(space: Any, obs: Any) -> jax.Array:
-    """Per-component ``[D]`` flags: is each flattened observation component inside the space?"""
+def _in_space(space: Any, obs: Any, label: str = "") -> dict[str, jax.Array]:
+    """``{label: [D] flags}``: is each component of each part of the observation inside the space?
+
+    A Box part gives one flag per component, any other space one flag; the
+    parts of Dict and Tuple spaces are labelled as they are indexed (``['vision']``).
+    """
     if isinstance(space, spaces.Box):
         low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), jnp.shape(obs))
         high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), jnp.shape(obs))
         value = jnp.asarray(obs, jnp.float32)
-        return jnp.reshape((value >= low) & (value <= high), (-1,))
-    return jnp.reshape(jnp.asarray(space.contains(obs), bool), (1,))
+        return {label: jnp.reshape((value >= low) & (value <= high), (-1,))}
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        return {key: flags for part, subspace, value in space_items(space, obs) for key, flags in _in_space(subspace, value, label + part).items()}
+    return {label: jnp.reshape(jnp.asarray(space.contains(obs), bool), (1,))}
 
 
 def _make_rollout(env: Any, params: Any, obs_space: Any, sample_action: Callable, num_steps: int, has_final: bool) -> Callable:
@@ -392,7 +421,7 @@ def _make_rollout(env: Any, params: Any, obs_space: Any, sample_action: Callable
                 final = info["final_observation"]
                 same = jax.tree.map(lambda a, b: jnp.all((a == b) | (jnp.isnan(a) & jnp.isnan(b))) if jnp.issubdtype(a.dtype, jnp.inexact) else jnp.all(a == b), final, obs)
                 record["final_equals_obs"] = jnp.all(jnp.stack(jax.tree.leaves(same)))
-                record["final_inside"] = _in_space(obs_space, final)
+                record["final_inside"] = jnp.concatenate(list(_in_space(obs_space, final).values()))
             return (state, jnp.where(done, 0, length)), record
 
         _, records = jax.lax.scan(body, (state, jnp.zeros((), jnp.int32)), jax.random.split(scan_key, num_steps))
@@ -420,16 +449,26 @@ def _report_rollout(add: Callable, summary: dict, obs_space: Any, limit: int | N
         add("nan", "Observations contain NaN; guard divisions, square roots and logs in reset_env/step_env.")
     if summary["reward_nan"].any():
         add("nan", "Rewards contain NaN; guard divisions, square roots and logs in step_env.")
-    outside = ~np.concatenate([summary["first_inside"][:, None, :], summary["inside"]], axis=1)  # [B, 1+T, D]
-    if outside.any():
-        components = np.flatnonzero(outside.any(axis=(0, 1)))
-        if isinstance(obs_space, spaces.Box):
-            where = f"components {components[:8].tolist()} (of the flattened observation)"
-        else:
-            where = "some observations"
+    outside = {  # label -> [B, 1+T, D]
+        label: ~np.concatenate([summary["first_inside"][label][:, None, :], summary["inside"][label]], axis=1)
+        for label in summary["first_inside"]
+    }
+    outside_any = np.any([flags.any(axis=-1) for flags in outside.values()], axis=0)  # [B, 1+T]
+    if outside_any.any():
+        places = []
+        for label, flags in outside.items():
+            components = np.flatnonzero(flags.any(axis=(0, 1)))
+            if not components.size:
+                continue
+            if not label:
+                places.append(
+                    f"components {components[:8].tolist()} (of the flattened observation)" if isinstance(obs_space, spaces.Box) else "some observations"
+                )
+            else:
+                places.append(f"components {components[:8].tolist()} of observation{label}" if flags.shape[-1] > 1 else f"observation{label}")
         add(
             "observation_space",
-            f"In {outside.any(axis=-1).sum()} of {outside.shape[0] * outside.shape[1]} observations, {where} fell outside "
+            f"In {outside_any.sum()} of {outside_any.size} observations, {', '.join(places)} fell outside "
             "observation_space's bounds; widen low/high or clip the observation.",
         )
     if has_final:

@@ -1,10 +1,11 @@
 """Environments by name: ``make(name, **kwargs) -> (env, params)``.
 
-Six kinds of names resolve:
+Seven kinds of names resolve:
 
 * every gymnax id (``gymnax.registered_envs``): ``"CartPole-v1"``, ``"Breakout-MinAtar"``, ...;
 * ``"popgym/<Name>"`` for mnemax's POPGym ports (``mnemax.envs.popgym.POPGYM_ENVS``);
 * ``"memory/<Name>"`` for the S4WM memory-task suite (``mnemax.envs.memory.MEMORY_ENVS``);
+* ``"grounded/<Name>"`` for the grounded-language tasks (``mnemax.envs.grounded.GROUNDED_ENVS``);
 * ``"brax/<name>"`` for Brax's locomotion and control tasks, through :class:`~mnemax.envs.brax_adapter.BraxEnv`;
 * ``"craftax/<id>"``, ``"navix/<id>"``, ``"xminigrid/<id>"``, ``"popgym_arcade/<id>"`` for the JAX
   suites of :data:`SUITES`, each an optional extra (``pip install "mnemax[craftax]"``);
@@ -39,6 +40,7 @@ Factory = Callable[..., Any]
 
 POPGYM_PREFIX = "popgym/"
 MEMORY_PREFIX = "memory/"
+GROUNDED_PREFIX = "grounded/"
 BRAX_PREFIX = "brax/"
 
 _USER_ENVS: dict[str, Factory] = {}
@@ -100,6 +102,21 @@ def _memory_table() -> dict[str, Factory]:
     return MEMORY_ENVS
 
 
+def _grounded_table() -> dict[str, Factory]:
+    """The grounded-language tasks' table, imported when first needed."""
+    from mnemax.envs.grounded import GROUNDED_ENVS
+
+    return GROUNDED_ENVS
+
+
+_PREFIXED_TABLES: tuple[tuple[str, Callable[[], dict[str, Factory]]], ...] = (
+    (POPGYM_PREFIX, _popgym_table),
+    (MEMORY_PREFIX, _memory_table),
+    (GROUNDED_PREFIX, _grounded_table),
+)
+"""mnemax's own families: ``prefix + name`` builds ``table()[name]``."""
+
+
 def register(name: str, factory: Factory) -> None:
     """Make ``make(name, **kwargs)`` build ``factory(**kwargs)`` (an env or an ``(env, params)`` pair)."""
     if not isinstance(name, str) or not name:
@@ -112,11 +129,10 @@ def register(name: str, factory: Factory) -> None:
 
 
 def names() -> list[str]:
-    """Every name :func:`make` resolves: gymnax ids, ``popgym/*``, ``memory/*``, ``brax/*``, the installed suites' ids, then registered ones."""
+    """Every name :func:`make` resolves: gymnax ids, ``popgym/*``, ``memory/*``, ``grounded/*``, ``brax/*``, the installed suites' ids, then registered ones."""
     return [
         *gymnax.registered_envs,
-        *(POPGYM_PREFIX + name for name in _popgym_table()),
-        *(MEMORY_PREFIX + name for name in _memory_table()),
+        *(prefix + name for prefix, table in _PREFIXED_TABLES for name in table()),
         *(BRAX_PREFIX + name for name in BRAX_ENV_NAMES),
         *(suite.prefix + env_id for suite in SUITES for env_id in suite.env_ids()),
         *_USER_ENVS,
@@ -139,10 +155,9 @@ def _resolve(name: str) -> Factory:
     if name in gymnax.registered_envs:
         # The class itself (gymnax keeps no public lookup), so its signature lists the constructor options.
         return gymnax.registration._registry[name]
-    if name.startswith(POPGYM_PREFIX) and name[len(POPGYM_PREFIX) :] in _popgym_table():
-        return _popgym_table()[name[len(POPGYM_PREFIX) :]]
-    if name.startswith(MEMORY_PREFIX) and name[len(MEMORY_PREFIX) :] in _memory_table():
-        return _memory_table()[name[len(MEMORY_PREFIX) :]]
+    for prefix, table in _PREFIXED_TABLES:
+        if name.startswith(prefix) and name[len(prefix) :] in table():
+            return table()[name[len(prefix) :]]
     if name.startswith(BRAX_PREFIX) and name[len(BRAX_PREFIX) :] in BRAX_ENV_NAMES:
         return functools.partial(BraxEnv, name[len(BRAX_PREFIX) :])
     suite_factory = _suite_factory(name)

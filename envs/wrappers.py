@@ -67,10 +67,8 @@ def flatten(space: Any, x: Any) -> jax.Array:
         return jax.nn.one_hot(x, space.n, dtype=jnp.float32)
     if isinstance(space, spaces.Box):
         return jnp.reshape(jnp.asarray(x, jnp.float32) * _pixel_scale(space), (-1,))
-    if isinstance(space, spaces.Dict):
-        return jnp.concatenate([flatten(s, _field(x, k)) for k, s in space.spaces.items()])
-    if isinstance(space, spaces.Tuple):
-        return jnp.concatenate([flatten(s, v) for s, v in zip(space.spaces, x)])
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        return jnp.concatenate([flatten(s, v) for _, s, v in space_items(space, x)])
     raise TypeError(f"Cannot flatten a {type(space).__name__} space; use Box, Discrete, Dict or Tuple spaces.")
 
 
@@ -128,6 +126,17 @@ def _children(space: Any) -> list[Any]:
 
 def _field(x: Any, key: str) -> Any:
     return x[key] if isinstance(x, dict) else getattr(x, key)
+
+
+def space_items(space: Any, x: Any) -> list[tuple[str, Any, Any]]:
+    """``(label, subspace, value)`` of each part of a Dict or Tuple ``space`` and a value ``x`` of it, in flattening order.
+
+    ``label`` indexes the part as Python would: ``['vision']`` for a Dict key, ``[0]`` for a Tuple position.
+    A Dict value may be a dict or an object with the keys as attributes.
+    """
+    if isinstance(space, spaces.Dict):
+        return [(f"[{k!r}]", s, _field(x, k)) for k, s in space.spaces.items()]
+    return [(f"[{i}]", s, v) for i, (s, v) in enumerate(zip(space.spaces, x))]
 
 
 def _done(terminated: jax.Array, truncated: jax.Array) -> jax.Array:

@@ -140,7 +140,35 @@ class ResetReturnsThreeValues(GoodEnv):
         return obs, state, 0
 
 
+class DictObservationEnv(GoodEnv):
+    """A correct env with a Dict observation: float32 pixels and int32 tokens (not scaled, unlike uint8)."""
+
+    def get_obs(self, state, params=None, key=None):
+        return {"vision": super().get_obs(state, params), "tokens": jnp.stack([state.time, LIMIT - state.time]).astype(jnp.int32)}
+
+    def observation_space(self, params=None):
+        return spaces.Dict({"vision": super().observation_space(params), "tokens": spaces.Box(0, LIMIT, (2,), jnp.int32)})
+
+
+class DictTokenOutOfBounds(DictObservationEnv):
+    def observation_space(self, params=None):
+        return spaces.Dict({"vision": GoodEnv.observation_space(self, params), "tokens": spaces.Box(0, 3, (2,), jnp.int32)})
+
+
+class DictMissingKey(DictObservationEnv):
+    def get_obs(self, state, params=None, key=None):
+        return {"vision": super().get_obs(state, params)["vision"]}
+
+
+class DictTokenDtype(DictObservationEnv):
+    def observation_space(self, params=None):
+        return spaces.Dict({"vision": GoodEnv.observation_space(self, params), "tokens": spaces.Box(0, LIMIT, (2,), jnp.uint8)})
+
+
 PLANTED = [
+    (DictTokenOutOfBounds, "observation_space", "of observation['tokens'] fell outside observation_space"),
+    (DictMissingKey, "observation_space", "keys 'tokens' that Observations lack"),
+    (DictTokenDtype, "observation_space", "Observations['tokens'] have dtype int32 but observation_space['tokens'] says uint8"),
     (TooManyActions, "action_space", "Discrete(5) but num_actions is 2"),
     (ResetReturnsThreeValues, "api", "reset could not unpack a return value [ValueError: too many values to unpack (expected 2)]; with gymnax>=1.0 reset_env returns (obs, state)"),
     (ObservationOutOfBounds, "observation_space", "outside observation_space"),
@@ -173,6 +201,10 @@ def test_each_planted_bug_is_named_in_one_sentence(env_class, check, phrase):
     # One sentence: a single line, ending in a full stop, naming a fix after the semicolon.
     for finding in matching:
         assert "\n" not in finding.message and finding.message.endswith(".") and ";" in finding.message
+
+
+def test_a_correct_dict_observation_env_has_no_findings():
+    assert check_env(DictObservationEnv(), num_steps=STEPS) == []
 
 
 def test_raise_on_error_false_returns_every_finding():

@@ -1,0 +1,289 @@
+"""FastBinding: hear a novel object's name once, then pick it up by that name.
+
+The fast-mapping task of Hill et al., "Grounded Language Learning Fast and
+Slow" (ICLR 2021), on a small fully observed grid with a symbolic view.
+
+* **Objects** are types from a compositional pool, ``(colour, shape)`` for
+  ``NUM_COLOURS`` colours and ``NUM_SHAPES`` shapes; an object's features are
+  ``concat(one_hot(colour), one_hot(shape))``. ``HELD_OUT_TYPES`` (two colours
+  per shape, chosen so that every colour and every shape still occurs among
+  the ``TRAINING_TYPES``) never appear unless ``params.held_out_objects`` is
+  true, and then every object of the episode is a held-out type. Objects of
+  one episode have distinct types.
+* **Names** are nonsense tokens, one per object, drawn without replacement
+  from ``TRAINING_NAMES``, or from the disjoint ``TEST_NAMES`` when
+  ``params.held_out_names`` is true.
+* **Discovery phase** (the first ``discovery_steps`` steps): ``num_objects``
+  objects lie on distinct cells, none on the agent's. Standing on one shows
+  the utterance ``[THIS_IS, name]``; elsewhere the language is ``[PAD, PAD]``.
+  Touching is free: no reward, no ending.
+* **Phase switch** (the observation at ``time == discovery_steps``): every
+  object moves to a new cell, none on a cell that the agent or any object
+  occupied just before, so the agent must recognise an object by its features
+  and not by its place. The target is drawn uniformly among the objects the
+  agent can reach without stepping on another one: with many objects on a
+  small grid an object can be walled in by the others (about one object in
+  eight after the move, for 8 objects on 5 x 5); such an object is never the
+  target, so every episode can be won.
+* **Instruction phase** (the next ``instruction_steps`` steps): the language
+  is ``[PICK_UP, name(target)]`` at every step. Stepping onto the target gives
+  reward 1 and ends the episode (terminated); stepping onto another object
+  ends it with reward 0; touching neither ends it as truncated (the time limit).
+
+Observation: ``{"vision": float32 [size, size, VISION_CHANNELS],
+"language": int32 [2]}``. The vision channels are the colour one-hot and the
+shape one-hot of the object on a cell (zeros on empty cells) and one agent
+channel. Tokens: ``PAD`` 0, ``THIS_IS`` 1, ``PICK_UP`` 2, then the names
+(``VOCAB_SIZE`` in all). Actions: 0 up, 1 right, 2 down, 3 left; a move into
+the wall stays. ``info["success"]`` (float32, 1 on the step that picks up the
+target) and ``info["decided"]`` (bool, the step touched an object in the
+instruction phase) tell how an episode ended. An episode's return is its
+success, so the mean episode return that PPO logs is the success rate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from gymnax.environments import environment, spaces
+
+from mnemax.envs.memory.gridworld import MOVES, NUM_ACTIONS
+from mnemax.envs.memory.uniforms import Uniforms, integers, subset
+
+NUM_COLOURS = 5
+NUM_SHAPES = 4
+NUM_TYPES = NUM_COLOURS * NUM_SHAPES
+FEATURES = NUM_COLOURS + NUM_SHAPES
+"""Length of an object's feature vector: colour one-hot, then shape one-hot."""
+AGENT_CHANNEL = FEATURES
+VISION_CHANNELS = FEATURES + 1
+
+TYPE_COLOURS = np.arange(NUM_TYPES) // NUM_SHAPES
+"""Colour of each type: type ``t`` is ``(t // NUM_SHAPES, t % NUM_SHAPES)``."""
+TYPE_SHAPES = np.arange(NUM_TYPES) % NUM_SHAPES
+_IS_HELD_OUT = np.isin((TYPE_COLOURS - TYPE_SHAPES) % NUM_COLOURS, (0, 2))
+HELD_OUT_TYPES = np.flatnonzero(_IS_HELD_OUT).astype(np.int32)
+"""The 8 types ``(colour, shape)`` with ``colour - shape`` in {0, 2} mod 5: two colours per shape, at most two shapes per colour."""
+TRAINING_TYPES = np.flatnonzero(~_IS_HELD_OUT).astype(np.int32)
+"""The other 12 types; each colour and each shape occurs among them."""
+
+PAD, THIS_IS, PICK_UP = 0, 1, 2
+FIRST_NAME = 3
+TRAINING_NAMES = np.arange(FIRST_NAME, FIRST_NAME + 40, dtype=np.int32)
+"""Token ids of the 40 names used in training."""
+TEST_NAMES = np.arange(FIRST_NAME + 40, FIRST_NAME + 50, dtype=np.int32)
+"""Token ids of the 10 names used only with ``params.held_out_names``."""
+VOCAB_SIZE = int(TEST_NAMES[-1]) + 1
+LANGUAGE_LENGTH = 2
+
+MAX_OBJECTS = min(len(HELD_OUT_TYPES), len(TEST_NAMES))
+"""The most objects an episode may hold: every held-out level must find distinct held-out types and test names."""
+
+
+def object_features(types: jax.Array) -> jax.Array:
+    """``[..., FEATURES]`` float32 features ``concat(one_hot(colour), one_hot(shape))`` of int type ids ``[...]``."""
+    types = jnp.asarray(types, jnp.int32)
+    colour = jax.nn.one_hot(types // NUM_SHAPES, NUM_COLOURS, dtype=jnp.float32)
+    shape = jax.nn.one_hot(types % NUM_SHAPES, NUM_SHAPES, dtype=jnp.float32)
+    return jnp.concatenate([colour, shape], axis=-1)
+
+
+@struct.dataclass
+class FastBindingState:
+    """One episode.
+
+    time: int32 steps taken. position: [2] int32 agent cell (row, col).
+    object_positions: [N, 2] int32 cells of the objects (their new cells from the phase switch on).
+    object_types: [N] int32 type ids. object_names: [N] int32 name tokens.
+    target: int32 index of the object to pick up (drawn at the phase switch; 0 before it).
+    relocation: [size * size + 1] float32 uniforms for the phase switch (the new cells, then the target).
+    """
+
+    time: jax.Array
+    position: jax.Array
+    object_positions: jax.Array
+    object_types: jax.Array
+    object_names: jax.Array
+    target: jax.Array
+    relocation: jax.Array
+
+
+@struct.dataclass
+class FastBindingParams(environment.EnvParams):
+    """``held_out_objects``: draw every object from ``HELD_OUT_TYPES``; ``held_out_names``: names from ``TEST_NAMES``.
+
+    ``max_steps_in_episode`` is ``discovery_steps + instruction_steps`` by default.
+    """
+
+    held_out_objects: bool = False
+    held_out_names: bool = False
+
+
+def _check_integer(env: str, name: str, value: Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{env}: {name} must be an integer {bounds}, got {value!r}.")
+    return int(value)
+
+
+class FastBinding(environment.Environment):
+    """The fast-binding grid (see the module docstring): discovery with names, relocation, instruction.
+
+    Args:
+        num_objects: objects per episode (``N``), 1 to ``MAX_OBJECTS``.
+        size: the grid is ``size x size``; it must hold ``2 N + 1`` cells so that
+            the objects can move off every occupied cell at the phase switch.
+        discovery_steps: steps of the discovery phase; by default ``3 N + size``,
+            which on the 5 x 5 grid with 3 objects is one more than the longest
+            shortest tour from any start over any three cells (13 steps), so an
+            agent that plans its tour hears every name.
+        instruction_steps: steps of the instruction phase; by default
+            ``2 size + N``: the grid's diameter plus room to walk around the
+            other objects.
+        held_out_objects, held_out_names: the defaults of the params fields of
+            the same names (the held-out levels set them).
+    """
+
+    def __init__(
+        self,
+        num_objects: int = 3,
+        size: int = 5,
+        discovery_steps: int | None = None,
+        instruction_steps: int | None = None,
+        held_out_objects: bool = False,
+        held_out_names: bool = False,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        self.num_objects = _check_integer(name, "num_objects", num_objects, 1, MAX_OBJECTS)
+        self.size = _check_integer(name, "size", size, 2)
+        if self.size * self.size < 2 * self.num_objects + 1:
+            raise ValueError(
+                f"{name}: a {self.size} x {self.size} grid cannot hold {self.num_objects} objects that all move to free cells "
+                f"(it needs 2 * num_objects + 1 = {2 * self.num_objects + 1} cells); enlarge size or use fewer objects."
+            )
+        default_discovery = 3 * self.num_objects + self.size
+        default_instruction = 2 * self.size + self.num_objects
+        self.discovery_steps = _check_integer(
+            name, "discovery_steps", default_discovery if discovery_steps is None else discovery_steps, 1
+        )
+        self.instruction_steps = _check_integer(
+            name, "instruction_steps", default_instruction if instruction_steps is None else instruction_steps, 1
+        )
+        self.held_out_objects = bool(held_out_objects)
+        self.held_out_names = bool(held_out_names)
+
+    # --- gymnax API -----------------------------------------------------------
+    @property
+    def default_params(self) -> FastBindingParams:
+        return FastBindingParams(
+            max_steps_in_episode=self.discovery_steps + self.instruction_steps,
+            held_out_objects=self.held_out_objects,
+            held_out_names=self.held_out_names,
+        )
+
+    def observation_space(self, params: Any = None) -> spaces.Dict:
+        return spaces.Dict(
+            {
+                "vision": spaces.Box(0.0, 1.0, (self.size, self.size, VISION_CHANNELS), jnp.float32),
+                "language": spaces.Box(0, VOCAB_SIZE - 1, (LANGUAGE_LENGTH,), jnp.int32),
+            }
+        )
+
+    def action_space(self, params: Any = None) -> spaces.Discrete:
+        return spaces.Discrete(NUM_ACTIONS)
+
+    @property
+    def num_actions(self) -> int:
+        return NUM_ACTIONS
+
+    def reset_env(self, key: jax.Array, params: FastBindingParams) -> tuple[dict[str, jax.Array], FastBindingState]:
+        n, cells = self.num_objects, self.size * self.size
+        uniforms = Uniforms(key, 2 * cells + 1 + len(TRAINING_TYPES) + len(HELD_OUT_TYPES) + len(TRAINING_NAMES) + len(TEST_NAMES))
+        placed = self._cells(subset(uniforms.take(cells), n + 1))  # the agent's cell first
+        training_types = jnp.asarray(TRAINING_TYPES)[subset(uniforms.take(len(TRAINING_TYPES)), n)]
+        held_out_types = jnp.asarray(HELD_OUT_TYPES)[subset(uniforms.take(len(HELD_OUT_TYPES)), n)]
+        training_names = jnp.asarray(TRAINING_NAMES)[subset(uniforms.take(len(TRAINING_NAMES)), n)]
+        test_names = jnp.asarray(TEST_NAMES)[subset(uniforms.take(len(TEST_NAMES)), n)]
+        state = FastBindingState(
+            time=jnp.zeros((), jnp.int32),
+            position=placed[0],
+            object_positions=placed[1:],
+            object_types=jnp.where(params.held_out_objects, held_out_types, training_types),
+            object_names=jnp.where(params.held_out_names, test_names, training_names),
+            target=jnp.zeros((), jnp.int32),
+            relocation=uniforms.take(cells + 1),
+        )
+        return self.observation(state), state
+
+    def step_env(self, key: jax.Array, state: FastBindingState, action: Any, params: FastBindingParams):
+        del key  # the episode's randomness was drawn at reset
+        action = jnp.asarray(action, jnp.int32)
+        position = jnp.clip(state.position + jnp.asarray(MOVES)[action], 0, self.size - 1)
+        instructed = state.time >= self.discovery_steps  # this step answers the instruction
+        on = jnp.all(state.object_positions == position, axis=-1)  # [N]
+        decided = instructed & jnp.any(on)
+        success = decided & on[state.target]
+        state = state.replace(position=position, time=state.time + 1)
+        relocated = self._relocate(state)
+        switch = state.time == self.discovery_steps
+        state = jax.tree.map(lambda new, old: jax.lax.select(switch, new, old), relocated, state)
+        info = {"success": success.astype(jnp.float32), "decided": decided}
+        return self.observation(state), state, success.astype(jnp.float32), decided, info
+
+    def is_terminated(self, state: FastBindingState, params: FastBindingParams) -> jax.Array:
+        """Whether the agent stands on an object in the instruction phase (the step there ended the episode)."""
+        return (state.time > self.discovery_steps) & jnp.any(jnp.all(state.object_positions == state.position, axis=-1))
+
+    # --- what the agent sees ------------------------------------------------------
+    def observation(self, state: FastBindingState) -> dict[str, jax.Array]:
+        """``{"vision": [size, size, VISION_CHANNELS] float32, "language": [2] int32}`` of ``state``."""
+        rows, cols = state.object_positions[:, 0], state.object_positions[:, 1]
+        vision = jnp.zeros((self.size, self.size, VISION_CHANNELS), jnp.float32)
+        vision = vision.at[rows, cols, :FEATURES].set(object_features(state.object_types))
+        vision = vision.at[state.position[0], state.position[1], AGENT_CHANNEL].set(1.0)
+        on = jnp.all(state.object_positions == state.position, axis=-1)
+        stood = jnp.any(on)
+        discovery = state.time < self.discovery_steps
+        phrase = jnp.where(discovery, jnp.where(stood, THIS_IS, PAD), PICK_UP)
+        name = jnp.where(discovery, jnp.sum(jnp.where(on, state.object_names, PAD)), state.object_names[state.target])
+        return {"vision": vision, "language": jnp.stack([phrase, name]).astype(jnp.int32)}
+
+    # --- the phase switch -----------------------------------------------------------
+    def _cells(self, index: jax.Array) -> jax.Array:
+        """``[..., 2]`` int32 (row, col) of flat cell indices ``[...]``."""
+        return jnp.stack([index // self.size, index % self.size], axis=-1).astype(jnp.int32)
+
+    def _relocate(self, state: FastBindingState) -> FastBindingState:
+        """Every object on a new cell (off every occupied cell), and a target the agent can reach."""
+        cells = self.size * self.size
+        occupied = jnp.concatenate([state.position[None], state.object_positions])  # [N + 1, 2]
+        taken = jnp.zeros((cells,), bool).at[occupied[:, 0] * self.size + occupied[:, 1]].set(True)
+        draws = jnp.where(taken, 2.0, state.relocation[:cells])  # above every uniform: never among the first N
+        positions = self._cells(subset(draws, self.num_objects))
+        reachable = self.reachable_objects(state.position, positions)
+        choice = integers(state.relocation[cells], 0, jnp.sum(reachable))
+        target = jnp.argmax(reachable & (jnp.cumsum(reachable) - 1 == choice)).astype(jnp.int32)
+        return state.replace(object_positions=positions, target=target)
+
+    def reachable_objects(self, position: jax.Array, object_positions: jax.Array) -> jax.Array:
+        """``[N]`` bool: which objects the agent at ``position`` [2] can step onto without touching another first.
+
+        A flood fill over the free cells from the agent's cell (at most
+        ``size * size`` growth steps); an object is reachable when it borders
+        the filled region. At least one object always is.
+        """
+        blocked = jnp.zeros((self.size, self.size), bool).at[object_positions[:, 0], object_positions[:, 1]].set(True)
+        start = jnp.zeros((self.size, self.size), bool).at[position[0], position[1]].set(True)
+        region = jax.lax.fori_loop(0, self.size * self.size - 1, lambda _, r: r | (_neighbours(r) & ~blocked), start)
+        return _neighbours(region)[object_positions[:, 0], object_positions[:, 1]]
+
+
+def _neighbours(mask: jax.Array) -> jax.Array:
+    """``[H, W]`` bool: cells with a 4-neighbour in ``mask`` [H, W] (the grid's edge is a wall)."""
+    padded = jnp.pad(mask, 1)
+    return padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
