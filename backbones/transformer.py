@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnemax.backbones.registry import register
+from mnemax.backbones.registry import check_inputs, register
 
 _POSITION_PERIOD = 2**24  # episode positions count modulo this (float32 holds every integer below it)
 
@@ -419,13 +419,7 @@ class Transformer(nn.Module):
         return new_carry, x
 
     def _check_shapes(self, carry: KVCache, inputs: jax.Array, resets: jax.Array) -> None:
-        if jnp.ndim(inputs) != 3:
-            raise ValueError(f"Transformer inputs must be [T, B, D]; got shape {jnp.shape(inputs)}.")
-        if jnp.shape(resets) != jnp.shape(inputs)[:2]:
-            raise ValueError(
-                f"Transformer resets must be [T, B] = {jnp.shape(inputs)[:2]} to match inputs; "
-                f"got shape {jnp.shape(resets)}."
-            )
+        check_inputs("Transformer", inputs, resets)
         expected = self._carry_shapes(jnp.shape(inputs)[1])
         got = tuple(map(jnp.shape, carry)) if isinstance(carry, KVCache) else type(carry).__name__
         if got != tuple(expected):

@@ -1,9 +1,9 @@
-"""State tracking, trained short and tested long, for every registered backbone; a table in docs/STATE_TRACKING.md.
+"""State tracking, trained short and tested long, for every backbone over one input array; a table in docs/STATE_TRACKING.md.
 
     python scripts/state_tracking.py --tasks parity mod3 --steps 200 --batch 16 --seeds 3
 
-Every name in ``mnemax.backbones.names()`` runs (``--backbones`` picks some),
-twice where the core has a ``negative_eigenvalues`` option. The tasks, model and
+Every core that takes one input array runs (``mnemax.backbones.plain_input_names()``,
+``--backbones`` picks some), twice where the core has a ``negative_eigenvalues`` option. The tasks, model and
 metric are described in :mod:`mnemax.experiment.state_tracking`. Only the
 generated block of the document is rewritten, so the reading of the results
 around it survives a rerun.
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbones", nargs="+", default=None, help="default: every registered backbone")
+    parser.add_argument("--backbones", nargs="+", default=None, help="default: every backbone that takes one array")
     parser.add_argument("--tasks", nargs="+", default=["parity", "mod3"])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, default=16, help="training and test sequences per seed")
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     )
     results, start = {}, time.perf_counter()
     for task in args.tasks:
-        for variant in variants(args.backbones or backbones.names(), config):
+        for variant in variants(args.backbones or backbones.plain_input_names(), config):
             row = train_and_test(variant, task, config)
             results[(task, variant.label)] = row
             print(f"{task:7s} {variant.label:22s} acc {row['accuracy'].mean(0).round(3)} ({row['train_seconds']:.0f} s)",

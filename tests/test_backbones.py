@@ -3,7 +3,8 @@
 The contract (backbones/__init__.py): one call over T steps equals T calls of
 one step with the carry threaded through, for every reset pattern, and a reset
 at step t makes the outputs from t on those of a fresh carry. Parametrised over
-``mnemax.backbones.names()``, so a newly registered backbone is covered.
+``mnemax.backbones.names()``, so a newly registered backbone is covered; a core
+that declares input parts gets the random ``[T, B, D]`` inputs cut into them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ OVERRIDES = {
     "gated_deltanet": {"chunk_size": 4},
     "mom": {"memory_size": 4, "num_memories": 3, "chunk_size": 4},
     "titans": {"memory_size": 4, "hidden_size": 8, "chunk_size": 3},
+    "dcem": {"capacity": 4, "key_size": 4, "top_k": 2},  # capacity 4 < the longest episodes: the ring wraps
 }
 
 
@@ -46,18 +48,26 @@ def small_options(name: str) -> dict:
     return options | OVERRIDES.get(name, {})
 
 
+def small_module(name: str):
+    """The backbone with its small options, and a function that turns ``[..., D]`` arrays into what it takes."""
+    module = backbones.make(name, FEATURES, **small_options(name))
+    parts = backbones.input_parts(module)
+    return module, lambda x: backbones.split_parts(x, parts)
+
+
 class Compiled:
     """A backbone with parameters and one jitted apply, shared by all examples of a test."""
 
     def __init__(self, name: str):
-        self.module = backbones.make(name, FEATURES, **small_options(name))
+        self.module, self.feed = small_module(name)
         carry = self.module.initialize_carry(BATCH)
-        x = jnp.zeros((2, BATCH, INPUT_DIM))
+        x = self.feed(jnp.zeros((2, BATCH, INPUT_DIM)))
         self.params = jax.jit(self.module.init)(jax.random.key(0), carry, x, jnp.zeros((2, BATCH), bool))
         self.apply = jax.jit(self.module.apply)
 
     def run(self, carry, inputs, resets):
-        return self.apply(self.params, carry, inputs, resets)
+        """``inputs [T, B, D]``, cut into parts for a core that has them."""
+        return self.apply(self.params, carry, self.feed(inputs), resets)
 
     def run_steps(self, carry, inputs, resets):
         """The same steps one call each, carry threaded; returns ``(carry, outputs [T, B, H])``."""
@@ -123,7 +133,7 @@ def test_ten_thousand_steps_jit_vmap_grad(compiled):
     module, params = compiled.module, compiled.params
     length, copies = 10_000, 2
     key_x, key_r = jax.random.split(jax.random.key(1))
-    inputs = jax.random.normal(key_x, (copies, length, 1, INPUT_DIM))
+    inputs = compiled.feed(jax.random.normal(key_x, (copies, length, 1, INPUT_DIM)))
     resets = jax.random.bernoulli(key_r, 1e-3, (copies, length, 1))
 
     def loss(p, x, r):
@@ -141,12 +151,20 @@ def test_ten_thousand_steps_jit_vmap_grad(compiled):
 
 @pytest.mark.parametrize("name", backbones.names())
 def test_bad_shapes_get_one_clear_error(name):
-    module = backbones.make(name, FEATURES, **small_options(name))
+    module, feed = small_module(name)
     carry = module.initialize_carry(2)
     with pytest.raises(ValueError, match=r"\[T, B"):
-        module.init(jax.random.key(0), carry, jnp.zeros((2, INPUT_DIM)), jnp.zeros((2,), bool))
+        module.init(jax.random.key(0), carry, feed(jnp.zeros((2, INPUT_DIM))), jnp.zeros((2,), bool))
     with pytest.raises(ValueError, match="resets"):
-        module.init(jax.random.key(0), carry, jnp.zeros((4, 2, INPUT_DIM)), jnp.zeros((2, 4), bool))
+        module.init(jax.random.key(0), carry, feed(jnp.zeros((4, 2, INPUT_DIM))), jnp.zeros((2, 4), bool))
+    # A dict to a core without parts, an array to a core with parts: one sentence naming what it takes.
+    parts = backbones.input_parts(module)
+    wrong = jnp.zeros((4, 2, INPUT_DIM)) if parts else {"vision": jnp.zeros((4, 2, INPUT_DIM))}
+    with pytest.raises(ValueError, match="takes a dict of parts" if parts else "takes one array"):
+        module.init(jax.random.key(0), carry, wrong, jnp.zeros((4, 2), bool))
+    if parts:
+        with pytest.raises(ValueError, match=f"lack the part.*{parts[-1]!r}"):
+            module.init(jax.random.key(0), carry, {parts[0]: jnp.zeros((4, 2, 2))}, jnp.zeros((4, 2), bool))
 
 
 def test_unknown_name_and_option_are_named():

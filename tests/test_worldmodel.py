@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 
-from mnemax.backbones import BackboneSpec, names
+from mnemax.backbones import BackboneSpec, plain_input_names
 from mnemax.envs import make as make_env
 from mnemax.worldmodels.distributions import (
     categorical_kl,
@@ -166,7 +166,7 @@ def test_kl_balance_sends_dynamics_to_the_prior_and_representation_to_the_poster
 # --------------------------------------------------------------------------- the model, per backbone
 
 
-@pytest.mark.parametrize("backbone", names())
+@pytest.mark.parametrize("backbone", plain_input_names())  # the model feeds one array [z, a]
 def test_observe_equals_stepwise_rollout_and_shapes(backbone):
     model, params = tiny_model(backbone)
     obs, actions, resets = sequence()
@@ -192,7 +192,7 @@ def test_observe_equals_stepwise_rollout_and_shapes(backbone):
     np.testing.assert_allclose(out.reward_logits, 0.0)  # zero-initialised reward head
 
 
-@pytest.mark.parametrize("backbone", names())
+@pytest.mark.parametrize("backbone", plain_input_names())  # the model feeds one array [z, a]
 def test_imagine_is_deterministic_under_a_key_and_has_shapes(backbone):
     model, params = tiny_model(backbone)
     obs, actions, resets = sequence()
@@ -385,7 +385,7 @@ def deterministic_batch():
     return SequenceBatch(obs, actions, rewards, continues, jnp.zeros((T, B), bool).at[0].set(True))
 
 
-@pytest.mark.parametrize("backbone", names())
+@pytest.mark.parametrize("backbone", plain_input_names())  # the model feeds one array [z, a]
 def test_world_model_loss_falls_on_a_deterministic_env(backbone):
     """Every head learns one fixed batch: observation, reward and continue losses each at least halve."""
     model, _ = tiny_model(backbone)

@@ -2,7 +2,8 @@
 and the cost of one step in step mode (acting, imagination).
 
 Each backbone runs ``jit(value_and_grad(sum of outputs))`` with respect to its
-parameters on ``inputs [T, B, D]`` with random resets (one per 256 steps on
+parameters on ``inputs [T, B, D]`` (cut into its input parts for a core that has
+them, e.g. dcem's vision and language) with random resets (one per 256 steps on
 average), from the initial carry. Step mode: ``STEP_HORIZON`` calls with
 ``T = 1`` threaded through a ``lax.scan``, as imagination runs them.
 """
@@ -46,9 +47,10 @@ def step_rows(labels: list[tuple[str, str, dict]], batch: int, repeats: int, min
         module = backbones.make(name, FEATURES, **options)
         keys = jax.random.split(jax.random.key(0), 2)
         inputs = jax.random.normal(keys[0], (STEP_HORIZON, 1, batch, FEATURES))
+        inputs = backbones.split_parts(inputs, backbones.input_parts(module))
         no_resets = jnp.zeros((1, batch), bool)
         carry = module.initialize_carry(batch)
-        params = jax.jit(module.init)(keys[1], carry, inputs[0], no_resets)
+        params = jax.jit(module.init)(keys[1], carry, jax.tree.map(lambda x: x[0], inputs), no_resets)
 
         def steps(params, carry, inputs):
             def one(carry, x):
@@ -84,10 +86,10 @@ def run(quick: bool) -> list[Table]:
         step = jax.jit(_fwd_bwd(module))
         for length in lengths:
             keys = jax.random.split(jax.random.key(length), 3)
-            inputs = jax.random.normal(keys[0], (length, batch, FEATURES))
+            inputs = backbones.split_parts(jax.random.normal(keys[0], (length, batch, FEATURES)), backbones.input_parts(module))
             resets = jax.random.bernoulli(keys[1], 1 / 256, (length, batch))
             carry = module.initialize_carry(batch)
-            params = jax.jit(module.init)(keys[2], carry, inputs[:1], resets[:1])
+            params = jax.jit(module.init)(keys[2], carry, jax.tree.map(lambda x: x[:1], inputs), resets[:1])
             result = measure(step, params, carry, inputs, resets, repeats=repeats, min_seconds=min_seconds)
             times[label, length] = result.median_seconds
             table.rows.append(

@@ -73,7 +73,7 @@ def run(quick: bool) -> list[Table]:
         columns=["backbone", "imagined steps/s", "ms per call", "compile s"],
     )
     times: dict[tuple[str, int], float] = {}
-    for name in backbones.names():
+    for name in backbones.plain_input_names():  # the model feeds the core one array [z, a]
         config = WorldModelConfig(
             backbone=BackboneSpec(name, features, _options(name, quick)),
             latent_groups=latents,
