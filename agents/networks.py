@@ -12,7 +12,7 @@ An observation with named parts (a Dict observation flattened by
 :class:`~mnemax.envs.FlattenObservation`, e.g. a view and words) is split back
 into its parts, each encoded on its own (features by an MLP, token ids by an
 embedding), and handed to the backbone as a dict when the backbone declares
-the parts it reads (:attr:`input_parts`, DCEM's vision and language), else
+the parts it reads (:func:`mnemax.backbones.input_parts`, DCEM's vision and language), else
 concatenated. With ``reconstruction`` the network also decodes every part of
 its input from the backbone's output and reports that loss in the
 ``"aux_losses"`` collection, for the agent to weight and add.
@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mnemax.backbones import input_parts
 from mnemax.envs.wrappers import ObservationPart
 
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "gelu", "elu", "silu")
@@ -67,11 +68,6 @@ def split_parts(parts: Sequence[ObservationPart], obs: jax.Array) -> dict[str, j
 def token_ids(part: ObservationPart, values: jax.Array) -> jax.Array:
     """Token ids held as floats in a flat observation, back to int32 in ``[0, vocab_size)``."""
     return jnp.clip(jnp.round(values), 0, part.vocab_size - 1).astype(jnp.int32)
-
-
-def input_parts(backbone: nn.Module | None) -> tuple[str, ...]:
-    """The observation parts a backbone reads as a dict (empty: it reads one array)."""
-    return tuple(getattr(backbone, "input_parts", ()) or ())
 
 
 class PartEncoder(nn.Module):
@@ -166,7 +162,7 @@ class ActorCritic(nn.Module):
             )
             for part in parts
         }
-        wanted = input_parts(self.backbone)
+        wanted = () if self.backbone is None else input_parts(self.backbone)
         if wanted:
             return {name: encoded[name] for name in wanted}
         return jnp.concatenate(list(encoded.values()), axis=-1)

@@ -42,13 +42,13 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from mnemax.agents.networks import ACTIVATIONS, ActorCritic, input_parts
+from mnemax.agents.networks import ACTIVATIONS, ActorCritic
 from mnemax.agents.ppo_losses import clipped_surrogate_loss, clipped_value_loss, normalize_advantages
 from mnemax.agents.registry import register_agent
 from mnemax.agents.returns import generalized_advantage_estimate
 from mnemax.agents.running_stats import initial_moments, normalize, observe_batch, scale
 from mnemax.agents.trainer import Metrics, Trainer, action_space, episode_metrics, make_train
-from mnemax.backbones import BackboneSpec
+from mnemax.backbones import BackboneSpec, input_parts
 from mnemax.envs import ClipAction, FlattenObservation, ObservationPart, PrevActionReward, RunningMoments
 from mnemax.envs import make as make_env
 
@@ -258,11 +258,12 @@ def make_network(
     a backbone that reads named parts (DCEM) must find them there.
     """
     backbone = None if config.backbone is None else config.backbone.build()
-    missing = [name for name in input_parts(backbone) if name not in {part.name for part in parts}]
+    wanted = () if backbone is None else input_parts(backbone)
+    missing = [name for name in wanted if name not in {part.name for part in parts}]
     if missing:
         found = ", ".join(part.name for part in parts) or "one unnamed array"
         raise ValueError(
-            f"Backbone {config.backbone.name!r} reads the observation parts {', '.join(map(repr, input_parts(backbone)))}, "
+            f"Backbone {config.backbone.name!r} reads the observation parts {', '.join(map(repr, wanted))}, "
             f"but this env's observation has {found}; use an env whose Dict observation has those keys "
             "(e.g. grounded/FastBinding-N3) or another backbone."
         )

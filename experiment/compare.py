@@ -14,7 +14,7 @@ import dataclasses
 import datetime
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -40,6 +40,66 @@ class ComparisonRow:
     run_dir: Path
     env_steps: np.ndarray  # [U, S]
     returns: np.ndarray  # [U, S]
+
+
+def resumable_run(overrides: Sequence[str], run_dir: str | Path):
+    """Train the config ``overrides`` compose in ``run_dir``, resuming it: ``(config, RunResult)``.
+
+    A finished run is not retrained (``RunResult.already_finished``), a stopped
+    one continues from its last checkpoint: the building block of comparisons
+    that take longer than one sitting and are rerun until every cell is done.
+    """
+    from mnemax.experiment.runner import run
+
+    config = load_run_config([*overrides, f"run_dir={run_dir}", "resume=true"])
+    return config, run(config)
+
+
+def add_grid_arguments(parser, *, total_steps: str, unit: str, name: str, doc: str | Path, figure: str | Path) -> None:
+    """The command-line options every resumable comparison script shares (budget, seeds, root, overrides, outputs)."""
+    parser.add_argument("--total-steps", default=total_steps,
+                        help=f"env steps per seed and {unit}; {total_steps} is read as {int(float(total_steps))}")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--root", default=None, help=f"parent of the run folders (default runs/{name}-<total steps>)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"an extra Hydra override for every {unit} (repeatable), e.g. agent.learning_rate=3e-4")
+    parser.add_argument("--doc", default=str(doc))
+    parser.add_argument("--figure", default=str(figure))
+
+
+def run_grid_command(args, name: str, train: Callable[[int, Path], list]) -> tuple[list, int]:
+    """``train(total_steps, root)`` for a script made with :func:`add_grid_arguments`: ``(cells, total_steps)``.
+
+    A bad option or config exits with code 2 and one sentence; Ctrl-C exits
+    with 130 after saying that the same command continues where it stopped.
+    """
+    import sys
+
+    from mnemax.experiment.config import ConfigError, coerce
+    from mnemax.experiment.runner import RunInterrupted
+
+    try:
+        total_steps = coerce(int, args.total_steps, "--total-steps")
+        return train(total_steps, Path(args.root or f"runs/{name}-{total_steps}")), total_steps
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except RunInterrupted as error:
+        print(f"{error}\nRerun the same command to continue where it stopped.", file=sys.stderr)
+        sys.exit(130)
+
+
+def parameter_count(config) -> int:
+    """Trainable parameters of one seed of ``config``'s agent, from shapes alone (nothing is compiled or run)."""
+    import jax
+
+    from mnemax.agents.registry import agent_entry
+
+    entry = agent_entry(config.agent_name)
+    env, env_params = entry.make_env(config.env.name, **dict(config.env.kwargs))
+    trainer = entry.make_trainer(config.agent, env, env_params)
+    state = jax.eval_shape(trainer.init, jax.random.key(0))
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(state.params))
 
 
 def backbone_variants(backbones: Sequence[str]) -> list[Variant]:

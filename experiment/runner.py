@@ -246,6 +246,27 @@ def run(
         lock.release()
 
 
+def saved_states(config: RunConfig, run_dir: str | Path) -> tuple[int, Any]:
+    """``(update, states [S, ...])`` of the newest checkpoint in ``run_dir``, a run of ``config``.
+
+    For analysing a run after it ended (evaluation on other envs, plots):
+    the states are restored into the shapes ``config``'s trainer builds, and a
+    checkpoint written under another config is refused with the differing keys.
+    """
+    run_dir = Path(run_dir)
+    _, _, trainer = _build(config, check_env=False)
+    like = jax.jit(jax.vmap(trainer.init))(seed_keys(config.experiment.seed, config.experiment.seeds))
+    config_dict = {**run_config_to_dict(config), "run_dir": str(run_dir), "resume": False}
+    store = CheckpointStore(run_dir / "checkpoint", config_hash(config), config_dict)
+    try:
+        if store.latest_update() is None:
+            raise ConfigError(f"{run_dir} holds no checkpoint; train it first (or resume it) with the same config.")
+        update, states, _ = store.restore_latest(like)
+    finally:
+        store.close()
+    return update, states
+
+
 def _starting_point(config: RunConfig, run_dir: Path, store: CheckpointStore) -> tuple[int | None, dict | None]:
     """``(checkpoint update or None, summary of a finished run or None)``, refusing what cannot be continued."""
     experiment = config.experiment

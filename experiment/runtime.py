@@ -8,6 +8,7 @@ jax itself is harmless.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 # A vmapped recurrent PPO can deadlock inside ``block_until_ready`` on small
@@ -31,6 +32,12 @@ def configure_jax(cache_dir: str | os.PathLike | None = None, *, min_compile_sec
     flags = os.environ.get("XLA_FLAGS", "")
     if "concurrency_optimized_scheduler" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {_CPU_SCHEDULER_FLAG}".strip()
+        if _backend_started():
+            warnings.warn(
+                "configure_jax() ran after JAX's backend started (importing gymnax or mnemax.envs starts it), so "
+                "its XLA flag has no effect and vmapped recurrent training may hang on a CPU; call it first.",
+                stacklevel=2,
+            )
 
     import jax
 
@@ -40,6 +47,15 @@ def configure_jax(cache_dir: str | os.PathLike | None = None, *, min_compile_sec
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     return path
+
+
+def _backend_started() -> bool:
+    """Whether JAX has created its backends already (then XLA_FLAGS changes come too late)."""
+    import sys
+
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    started = getattr(bridge, "backends_are_initialized", None)
+    return bool(started()) if callable(started) else False
 
 
 def machine_description() -> str:

@@ -26,20 +26,24 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from mnemax.agents.dreamer_env import DelayedReset, make_dreamer_env
-from mnemax.backbones import names
-from mnemax.experiment.composition import backbone_size
-from mnemax.experiment.markdown import replace_section
 from mnemax.experiment.runtime import configure_jax, machine_description
-from mnemax.worldmodels.batch import SequenceBatch
-from mnemax.worldmodels.distributions import symlog
-from mnemax.worldmodels.registry import make_world_model
-from mnemax.worldmodels.sequence_model import WorldModelConfig
-from mnemax.worldmodels.training import FitResult, fit_world_model, imagine_after_context
+
+configure_jax()  # sets an XLA flag, so it runs before gymnax (imported below) starts JAX's backend
+
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mnemax.agents.dreamer_env import DelayedReset, make_dreamer_env  # noqa: E402
+from mnemax.backbones import names  # noqa: E402
+from mnemax.experiment.composition import backbone_size  # noqa: E402
+from mnemax.experiment.markdown import replace_section  # noqa: E402
+from mnemax.worldmodels.batch import SequenceBatch  # noqa: E402
+from mnemax.worldmodels.distributions import symlog  # noqa: E402
+from mnemax.worldmodels.registry import make_world_model  # noqa: E402
+from mnemax.worldmodels.sequence_model import WorldModelConfig  # noqa: E402
+from mnemax.worldmodels.training import FitResult, fit_world_model, imagine_after_context  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -223,7 +227,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    configure_jax()
     args = parse_args(argv)
     results = run_probe(args)
     if not args.quick:

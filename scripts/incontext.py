@@ -16,12 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-import jax
-import numpy as np
-
-from mnemax.agents import make_train, make_trainer
-from mnemax.agents.incontext import evaluate_trials, incontext_config, make_meta_env
 from mnemax.experiment.runtime import configure_jax
+
+configure_jax()  # sets an XLA flag, so it runs before gymnax (imported below) starts JAX's backend
+
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mnemax.agents import make_train, make_trainer  # noqa: E402
+from mnemax.agents.incontext import evaluate_trials, incontext_config, make_meta_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +46,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    configure_jax()
     config = incontext_config(int(float(args.total_steps)))
     env, params = make_meta_env(args.env, args.trials, episode_limit=args.episode_limit)
     train_key, eval_key = jax.random.split(jax.random.key(args.seed))

@@ -131,7 +131,9 @@ class ReadsParts(nn.Module):
     """A backbone stand-in that declares the parts it reads and returns their concatenation."""
 
     features: int = 8
-    input_parts = ("language", "vision")
+
+    def input_parts(self):
+        return ("language", "vision")
 
     def initialize_carry(self, batch_size):
         return jnp.zeros((batch_size, 1))
@@ -147,3 +149,24 @@ def test_a_backbone_that_declares_parts_gets_them_as_a_dict():
     params = network.init(jax.random.key(0), network.initialize_carry(2), obs, jnp.zeros((3, 2), bool))
     _, (logits, value) = network.apply(params, network.initialize_carry(2), obs, jnp.zeros((3, 2), bool))
     assert logits.shape == (3, 2, 2) and value.shape == (3, 2)
+
+
+DCEM = BackboneSpec("dcem", 8, (("capacity", 8), ("key_size", 4), ("top_k", 2)))
+
+
+def test_a_parts_backbone_on_an_env_without_those_parts_is_refused_in_one_sentence():
+    config = dataclasses.replace(CONFIG, backbone=DCEM)
+    with pytest.raises(ValueError, match=r"reads the observation parts 'vision', 'language'.*one unnamed array"):
+        make_network(config, 2, True, ())
+
+
+def test_dcem_trains_on_fast_binding_with_the_reconstruction_loss():
+    from mnemax.agents.ppo import make_ppo_env
+
+    env, params = make_ppo_env("grounded/FastBinding-N3")
+    config = dataclasses.replace(CONFIG, backbone=DCEM)
+    trainer = make_trainer(config, env, params)
+    state, metrics = jax.jit(trainer.update)(trainer.init(jax.random.key(0)))
+    assert all(np.isfinite(v) for k, v in metrics.items() if k not in ("episode_return", "episode_length"))
+    assert metrics["reconstruction_loss"] > 0
+    assert {"encoder_vision", "encoder_language", "decoder"} <= set(state.params["params"])

@@ -1,0 +1,200 @@
+"""Fast word learning: which memory binds a new name to an object after one exposure (Hill et al., 2021).
+
+The comparison behind docs/GROUNDED.md. Every variant (a memory core, or DCEM
+without its reconstruction loss or with one memory column) trains PPO on
+``grounded/FastBinding-N3`` in its own run folder, ``<root>/<variant>``, with
+``resume=true``: a finished cell is skipped, a stopped one continues from its
+last checkpoint, so the whole comparison is one command that can be rerun
+until every cell is done. Each trained cell is then evaluated (sampled policy,
+fresh episodes) on more objects (N = 5, 8), on object types never used in
+training, and on names never used in training; the evaluation is stored next
+to the run (``evaluation.json``) and reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mnemax.agents.evaluation import make_evaluate
+from mnemax.agents.ppo import make_ppo_env
+from mnemax.experiment.compare import Variant, parameter_count, resumable_run
+from mnemax.experiment.markdown import replace_section
+from mnemax.experiment.plots import _matplotlib, plot_return_curve
+from mnemax.experiment.run_folder import load_metrics, write_json
+from mnemax.experiment.runner import saved_states
+
+TRAIN_ENV = "grounded/FastBinding-N3"
+
+# PPO settings shared by every variant (picked on seeds 0-2 of the N = 3 task).
+COMMON = (
+    "agent.reconstruction_weight=1.0",
+    "backbone.features=128",
+)
+
+VARIANTS = (
+    Variant("dcem", ("backbone=dcem",)),
+    Variant("dcem-no-reconstruction", ("backbone=dcem", "agent.reconstruction_weight=0")),
+    Variant("dcem-single-column", ("backbone=dcem", "backbone.options.single_column=true")),
+    Variant("lstm", ("backbone=lstm",)),
+    Variant("gru", ("backbone=gru",)),
+    Variant("transformer", ("backbone=transformer",)),
+    Variant("s5", ("backbone=s5",)),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """One column of the table: an env name and its keyword arguments."""
+
+    label: str
+    env: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+EVALUATIONS = (
+    Evaluation("N=3", "grounded/FastBinding-N3"),
+    Evaluation("N=5", "grounded/FastBinding-N5"),
+    Evaluation("N=8", "grounded/FastBinding-N8"),
+    Evaluation("N=3, held-out objects", "grounded/FastBinding-N3", (("held_out_objects", True),)),
+    Evaluation("N=3, held-out names", "grounded/FastBinding-N3", (("held_out_names", True),)),
+)
+
+
+@dataclasses.dataclass
+class Cell:
+    """A trained variant: its run folder, summary, learning curve ``[U, S]`` and evaluated success ``{label: [S]}``."""
+
+    variant: str
+    run_dir: Path
+    summary: dict[str, Any]
+    env_steps: np.ndarray
+    success: np.ndarray
+    evaluation: dict[str, list[float]]
+    parameters: int
+
+
+def success_rate(rewards: jax.Array, terminated: jax.Array, truncated: jax.Array) -> jax.Array:
+    """Finished episodes that ended with the reward (the named object touched), over all finished episodes.
+
+    ``rewards``, ``terminated``, ``truncated``: ``[T, B]``. FastBinding pays 1
+    only for the right object, so the return of an episode is its success.
+    """
+    finished = jnp.sum(jnp.logical_or(terminated, truncated))
+    return jnp.sum(rewards) / jnp.maximum(finished, 1)
+
+
+def evaluate_cell(config, states, evaluations: Sequence[Evaluation], episodes: int, key: jax.Array) -> dict[str, list[float]]:
+    """Success rate per seed ``{label: [S]}`` of the policies in ``states`` on each evaluation env.
+
+    ``episodes`` envs each play from a fresh reset for four times the env's
+    longest episode; every episode that finishes counts.
+    """
+    out = {}
+    for evaluation in evaluations:
+        env, params = make_ppo_env(evaluation.env, **dict(evaluation.kwargs))
+        steps = 4 * int(params.max_steps_in_episode)
+        evaluate = make_evaluate(config.agent, env, params, episodes, steps)
+
+        @jax.jit
+        def seeds_success(states, key, evaluate=evaluate):
+            played = jax.vmap(evaluate, in_axes=(0, None))(states, key)
+            return jax.vmap(success_rate)(played.rewards, played.terminated, played.truncated)
+
+        out[evaluation.label] = [float(x) for x in seeds_success(states, key)]
+    return out
+
+
+def cell_overrides(variant: Variant, total_steps: int, seeds: int, common: Sequence[str]) -> list[str]:
+    """The Hydra overrides of one variant's run."""
+    return [f"env={TRAIN_ENV}", f"seeds={seeds}", f"total_steps={total_steps}", f"name=grounded-{variant.label}", *common, *variant.overrides]
+
+
+def run_cell(variant: Variant, root: Path, total_steps: int, seeds: int, episodes: int,
+             common: Sequence[str] = COMMON, evaluations: Sequence[Evaluation] = EVALUATIONS, log: Callable = print) -> Cell:
+    """Train ``variant`` (or continue, or skip it when finished), then evaluate it once; see the module doc."""
+    run_dir = root / variant.label
+    config, result = resumable_run(cell_overrides(variant, total_steps, seeds, common), run_dir)
+    stored = run_dir / "evaluation.json"
+    if stored.exists():
+        evaluation = json.loads(stored.read_text())
+    else:
+        states = result.states if result.states is not None else saved_states(config, run_dir)[1]
+        log(f"{variant.label}: evaluating on {', '.join(e.label for e in evaluations)} ...")
+        evaluation = evaluate_cell(config, states, evaluations, episodes, jax.random.key(1_000_003))
+        write_json(stored, evaluation)
+    metrics = load_metrics(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return Cell(variant.label, run_dir, summary, metrics["env_steps"], metrics["episode_return"], evaluation, parameter_count(config))
+
+
+def _spread(values: Sequence[float]) -> str:
+    values = np.asarray(values, float)
+    return f"{values.mean():.2f} ± {values.std():.2f}"
+
+
+def markdown_table(cells: Sequence[Cell], evaluations: Sequence[Evaluation]) -> str:
+    """One row per variant: parameters, final training success, success on every evaluation env, time."""
+    head = ["variant", "parameters", "train success (last 10%)", *(e.label for e in evaluations), "steps/s", "compile s", "wall s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cell in cells:
+        s = cell.summary
+        row = [
+            cell.variant,
+            f"{cell.parameters:,}",
+            f"{s['final_return_mean']:.2f} ± {s['final_return_std']:.2f}",
+            *(_spread(cell.evaluation[e.label]) for e in evaluations),
+            f"{s['steps_per_second']:,.0f}",
+            f"{s['compile_seconds']:.0f}",
+            f"{s['wall_seconds']:.0f}",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def per_seed_table(cells: Sequence[Cell], evaluations: Sequence[Evaluation]) -> str:
+    """Every seed's success on every evaluation env (the figures the means above come from)."""
+    seeds = len(next(iter(cells[0].evaluation.values())))
+    lines = ["| variant | evaluation | " + " | ".join(f"seed {i}" for i in range(seeds)) + " |", "|---|---|" + "---|" * seeds]
+    for cell in cells:
+        for e in evaluations:
+            lines.append(f"| {cell.variant} | {e.label} | " + " | ".join(f"{v:.2f}" for v in cell.evaluation[e.label]) + " |")
+    return "\n".join(lines)
+
+
+def plot(cells: Sequence[Cell], path: str | os.PathLike) -> None:
+    """Success rate against env steps, mean and ±1 std over seeds, one curve per variant."""
+    plt = _matplotlib()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for cell in cells:
+        plot_return_curve(ax, cell.env_steps, cell.success, label=cell.variant)
+    ax.set(xlabel="env steps (per seed)", ylabel=f"success rate ({TRAIN_ENV})", ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(cells: Sequence[Cell], doc: str | os.PathLike, figure: str | os.PathLike, command: str, machine: str,
+                 evaluations: Sequence[Evaluation] = EVALUATIONS) -> None:
+    """The generated block of ``doc`` (command, machine, tables, figure) and the figure."""
+    plot(cells, figure)
+    doc, figure = Path(doc), Path(figure)
+    seeds = len(next(iter(cells[0].evaluation.values())))
+    block = (
+        f"Command: `{command}`\n\nMachine: {machine}. {seeds} seeds per variant (trained together, vmapped), "
+        f"trained on {TRAIN_ENV}; success = finished episodes that ended on the named object, "
+        "evaluated with the sampled policy on fresh episodes.\n\n"
+        f"{markdown_table(cells, evaluations)}\n\nPer seed:\n\n{per_seed_table(cells, evaluations)}\n\n"
+        f"![success rate during training]({os.path.relpath(figure, doc.parent)})"
+    )
+    replace_section(doc, "results", block, "# Grounded fast word learning\n\n")

@@ -1,0 +1,59 @@
+"""Grounded fast word learning: PPO with DCEM and other memories on grounded/FastBinding, into docs/GROUNDED.md.
+
+    python scripts/grounded.py --total-steps 3e6 --seeds 3
+
+Trains every variant of :mod:`mnemax.experiment.grounded` (DCEM, DCEM without
+the reconstruction loss, a single-column memory, LSTM, GRU, Transformer, S5)
+on FastBinding-N3, each in ``<root>/<variant>``; evaluates each on N = 3, 5, 8,
+held-out objects and held-out names; writes the tables and the learning
+curves into docs/GROUNDED.md and docs/grounded.png. Rerunning the same
+command skips finished cells and continues stopped ones, so a long comparison
+can be run in pieces (stop it with Ctrl-C at any time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    from mnemax.experiment.compare import add_grid_arguments
+    from mnemax.experiment.grounded import VARIANTS
+
+    labels = [v.label for v in VARIANTS]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_grid_arguments(parser, total_steps="3e6", unit="variant", name="grounded",
+                       doc=ROOT / "docs" / "GROUNDED.md", figure=ROOT / "docs" / "grounded.png")
+    parser.add_argument("--variants", nargs="+", default=labels, choices=labels, metavar="VARIANT",
+                        help=f"which variants to run (default all: {' '.join(labels)})")
+    parser.add_argument("--episodes", type=int, default=512, help="evaluation envs per seed and evaluation env")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    from mnemax.experiment.runtime import configure_jax, machine_description
+
+    configure_jax()  # before anything starts JAX's CPU backend: it sets an XLA flag
+    args = parse_args(argv)
+    from mnemax.experiment.compare import run_grid_command
+    from mnemax.experiment.grounded import COMMON, VARIANTS, run_cell, write_report
+
+    def train(total_steps: int, root: Path) -> list:
+        chosen = [variant for variant in VARIANTS if variant.label in args.variants]
+        common = (*COMMON, *args.override)
+        return [run_cell(variant, root, total_steps, args.seeds, args.episodes, common=common) for variant in chosen]
+
+    cells, _ = run_grid_command(args, "grounded", train)
+    command = "python scripts/grounded.py " + " ".join(shlex.quote(a) for a in argv)
+    write_report(cells, args.doc, args.figure, command, machine_description())
+    print(f"wrote {args.doc} and {args.figure}")
+
+
+if __name__ == "__main__":
+    main()

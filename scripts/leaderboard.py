@@ -1,0 +1,54 @@
+"""The POPGym leaderboard: PPO with every memory core on POPGym tasks, into docs/LEADERBOARD.md.
+
+    python scripts/leaderboard.py --total-steps 1e6 --seeds 3
+
+Runs the grid of :mod:`mnemax.experiment.leaderboard` (tasks x cores, each
+cell a run folder under ``<root>``), then writes the ranking, the per-cell
+table (MMER, final return, steps/s, compile seconds) and a heat map into
+docs/LEADERBOARD.md and docs/leaderboard.png. Rerunning the same command
+skips finished cells and continues a stopped one (Ctrl-C is safe); a larger
+``--total-steps`` starts a new root, the same program at a bigger budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    from mnemax.experiment.compare import add_grid_arguments
+    from mnemax.experiment.leaderboard import CORES, TASKS
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_grid_arguments(parser, total_steps="1e6", unit="cell", name="leaderboard",
+                       doc=ROOT / "docs" / "LEADERBOARD.md", figure=ROOT / "docs" / "leaderboard.png")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
+    parser.add_argument("--cores", nargs="+", default=list(CORES))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    from mnemax.experiment.runtime import configure_jax, machine_description
+
+    configure_jax()  # before anything starts JAX's CPU backend: it sets an XLA flag
+    args = parse_args(argv)
+    from mnemax.experiment.compare import run_grid_command
+    from mnemax.experiment.leaderboard import run_grid, write_report
+
+    def train(total_steps: int, root: Path) -> list:
+        return run_grid(args.tasks, args.cores, root, total_steps, args.seeds, args.override)
+
+    cells, total_steps = run_grid_command(args, "leaderboard", train)
+    command = "python scripts/leaderboard.py " + " ".join(shlex.quote(a) for a in argv)
+    write_report(cells, args.doc, args.figure, command, machine_description(), total_steps, args.seeds)
+    print(f"wrote {args.doc} and {args.figure}")
+
+
+if __name__ == "__main__":
+    main()
