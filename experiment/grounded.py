@@ -34,10 +34,7 @@ from mnemax.experiment.runner import saved_states
 TRAIN_ENV = "grounded/FastBinding-N3"
 
 # PPO settings shared by every variant (picked on seeds 0-2 of the N = 3 task).
-COMMON = (
-    "agent.reconstruction_weight=1.0",
-    "backbone.features=128",
-)
+COMMON = ("agent.reconstruction_weight=1.0",)
 
 VARIANTS = (
     Variant("dcem", ("backbone=dcem",)),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -60,17 +61,22 @@ class LeaderboardCell:
     parameters: int
 
 
+def _nan_quiet(reduce, values: np.ndarray, **kwargs) -> np.ndarray:
+    """``reduce(values)`` where an all-NaN slice gives NaN without numpy's warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return reduce(values, **kwargs)
+
+
 def mmer(returns: np.ndarray) -> np.ndarray:
     """POPGym's max-mean-episodic-return per seed: ``returns [U, S]`` -> ``[S]`` (updates without an episode skipped)."""
-    with np.errstate(all="ignore"):
-        return np.nanmax(np.where(np.isfinite(returns), returns, -np.inf), axis=0)
+    return _nan_quiet(np.nanmax, returns, axis=0)
 
 
 def final_returns(returns: np.ndarray, fraction: float = 0.1) -> np.ndarray:
     """Each seed's mean episode return over the last ``fraction`` of updates, ``[U, S] -> [S]``."""
     tail = returns[-max(1, int(np.ceil(fraction * returns.shape[0]))) :]
-    with np.errstate(all="ignore"):
-        return np.nanmean(tail, axis=0)
+    return _nan_quiet(np.nanmean, tail, axis=0)
 
 
 def cell_overrides(task: str, core: str, total_steps: int, seeds: int, common: Sequence[str]) -> list[str]:
@@ -100,7 +106,7 @@ def mean_ranks(cells: Sequence[LeaderboardCell]) -> dict[str, float]:
     ranks: dict[str, list[float]] = {}
     for task in dict.fromkeys(c.task for c in cells):
         row = [c for c in cells if c.task == task]
-        scores = np.asarray([np.nanmean(c.final) for c in row])
+        scores = np.asarray([_nan_quiet(np.nanmean, c.final) for c in row])
         scores = np.where(np.isfinite(scores), scores, -np.inf)
         for c, score in zip(row, scores):
             better, equal = np.sum(scores > score), np.sum(scores == score)
@@ -109,7 +115,7 @@ def mean_ranks(cells: Sequence[LeaderboardCell]) -> dict[str, float]:
 
 
 def _spread(values: np.ndarray) -> str:
-    return f"{np.nanmean(values):.3f} ± {np.nanstd(values):.3f}"
+    return f"{_nan_quiet(np.nanmean, values):.3f} ± {_nan_quiet(np.nanstd, values):.3f}"
 
 
 def markdown_tables(cells: Sequence[LeaderboardCell]) -> str:
@@ -138,8 +144,8 @@ def plot(cells: Sequence[LeaderboardCell], path: str | os.PathLike) -> None:
     cores = list(dict.fromkeys(c.core for c in cells))
     grid = np.full((len(tasks), len(cores)), np.nan)
     for c in cells:
-        grid[tasks.index(c.task), cores.index(c.core)] = np.nanmean(c.final)
-    low, high = np.nanmin(grid, axis=1, keepdims=True), np.nanmax(grid, axis=1, keepdims=True)
+        grid[tasks.index(c.task), cores.index(c.core)] = _nan_quiet(np.nanmean, c.final)
+    low, high = _nan_quiet(np.nanmin, grid, axis=1, keepdims=True), _nan_quiet(np.nanmax, grid, axis=1, keepdims=True)
     scaled = (grid - low) / np.where(high > low, high - low, 1.0)
     fig, ax = plt.subplots(figsize=(1 + 0.6 * len(cores), 1 + 0.45 * len(tasks)))
     image = ax.imshow(scaled, vmin=0, vmax=1, cmap="viridis", aspect="auto")

@@ -1,0 +1,73 @@
+"""The resumable comparisons (scripts/grounded.py, scripts/leaderboard.py): cells are run folders, reruns skip them.
+
+Tiny budgets: what is checked is the bookkeeping (a rerun trains nothing and
+gives the same figures, evaluations are stored and reused, the report has
+one row per cell) and the scores' arithmetic, not learning.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mnemax.experiment import grounded, leaderboard
+from mnemax.experiment.compare import Variant
+
+TINY = ("agent.num_envs=4", "agent.num_steps=16", "agent.num_minibatches=2", "agent.update_epochs=1",
+        "agent.encoder_sizes=[8]", "agent.head_sizes=[8]", "checkpoint_every=0")
+
+
+def test_mmer_is_the_best_update_per_seed_and_skips_updates_without_episodes():
+    returns = np.asarray([[np.nan, 0.1], [0.5, np.nan], [0.2, 0.3]])
+    np.testing.assert_allclose(leaderboard.mmer(returns), [0.5, 0.3])
+    np.testing.assert_allclose(leaderboard.final_returns(returns, fraction=0.34), [0.35, 0.3])
+
+
+def test_mean_rank_averages_ties_and_tasks():
+    def cell(task, core, final):
+        return leaderboard.LeaderboardCell(task, core, None, {}, np.zeros(2), np.asarray(final), 1)
+
+    cells = [cell("a", "x", [1.0, 1.0]), cell("a", "y", [0.0, 0.0]), cell("a", "z", [0.0, 0.0]),
+             cell("b", "x", [0.0, 0.0]), cell("b", "y", [2.0, 2.0]), cell("b", "z", [np.nan, np.nan])]
+    assert leaderboard.mean_ranks(cells) == {"x": 1.5, "y": 1.75, "z": 2.75}
+
+
+def test_leaderboard_rerun_skips_finished_cells(tmp_path):
+    logged = []
+    tasks, cores = ["popgym/RepeatPreviousEasy"], ["none", "gru"]
+    first = leaderboard.run_grid(tasks, cores, tmp_path, 128, 2, TINY, log=logged.append)
+    again = leaderboard.run_grid(tasks, cores, tmp_path, 128, 2, TINY, log=logged.append)
+    assert [line.split(":")[1].split(";")[0].strip() for line in logged] == ["trained"] * 2 + ["already done"] * 2
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.final, b.final)
+        assert a.parameters == b.parameters > 0
+    assert first[1].parameters > first[0].parameters  # the GRU adds parameters to the feed-forward floor
+    leaderboard.write_report(first, tmp_path / "LB.md", tmp_path / "lb.png", "cmd", "machine", 128, 2)
+    text = (tmp_path / "LB.md").read_text()
+    assert "| popgym/RepeatPreviousEasy | gru |" in text and (tmp_path / "lb.png").exists()
+
+
+def test_grounded_cell_is_evaluated_once_and_reused(tmp_path):
+    variant = Variant("gru", ("backbone=gru",))
+    evaluations = grounded.EVALUATIONS[:2]
+    logged = []
+    common = (*TINY, "backbone.features=8", "progress=false")
+    cell = grounded.run_cell(variant, tmp_path, 128, 2, 8, common=common, evaluations=evaluations, log=logged.append)
+    assert set(cell.evaluation) == {"N=3", "N=5"} and all(0.0 <= v <= 1.0 for v in cell.evaluation["N=3"])
+    stored = json.loads((tmp_path / "gru" / "evaluation.json").read_text())
+    again = grounded.run_cell(variant, tmp_path, 128, 2, 8, common=common, evaluations=evaluations, log=logged.append)
+    assert again.evaluation == stored == cell.evaluation
+    assert sum("evaluating" in line for line in logged) == 1
+    grounded.write_report([cell], tmp_path / "G.md", tmp_path / "g.png", "cmd", "machine", evaluations)
+    assert "| gru |" in (tmp_path / "G.md").read_text()
+
+
+def test_success_rate_counts_finished_episodes_only():
+    import jax.numpy as jnp
+
+    rewards = jnp.asarray([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    terminated = jnp.asarray([[False, False], [True, True], [False, False]])
+    truncated = jnp.asarray([[False, False], [False, False], [True, False]])
+    assert float(grounded.success_rate(rewards, terminated, truncated)) == pytest.approx(1 / 3)
