@@ -155,6 +155,13 @@ def test_final_return_averages_the_last_tenth_per_seed():
     assert mean == pytest.approx(3.5) and std == pytest.approx(1.5)
 
 
+def test_curves_carry_the_last_finished_return_across_updates_without_episodes():
+    from mnemax.experiment.plots import carry_forward
+
+    returns = np.asarray([[np.nan, 1.0], [2.0, np.nan], [np.nan, np.nan], [4.0, 5.0]])
+    np.testing.assert_array_equal(carry_forward(returns), [[np.nan, 1.0], [2.0, 1.0], [2.0, 1.0], [4.0, 5.0]])
+
+
 def test_new_run_folders_are_timestamped_under_runs_root(tmp_path):
     config = probe_config(tmp_path, run_dir=None, name="probe/x", total_steps=16)
     result = run(config, runs_root=tmp_path / "runs")
