@@ -89,10 +89,11 @@ class PartEncoder(nn.Module):
 class Reconstruction(nn.Module):
     """Decode every part of the observation from the agent's state; the mean loss over ``[T, B]``.
 
-    Feature parts: squared error per value, summed over the part. Token parts:
-    cross-entropy per token, summed over the part's tokens. This is the
-    auxiliary loss of Hill et al. (2021), whose memory agents stayed near
-    chance without it.
+    Feature parts: mean squared error over the part's values. Token parts:
+    mean cross-entropy over the part's tokens. The parts' losses are summed,
+    so each part weighs the same whatever its size. This is the auxiliary
+    loss of Hill et al. (2021), whose memory agents stayed near chance
+    without it.
     """
 
     parts: Sequence[ObservationPart]
@@ -107,10 +108,10 @@ class Reconstruction(nn.Module):
                 logits = logits.reshape(*state.shape[:-1], part.size, part.vocab_size)
                 log_probs = jax.nn.log_softmax(logits)
                 ids = token_ids(part, targets[part.name])
-                loss += -jnp.sum(jnp.take_along_axis(log_probs, ids[..., None], axis=-1)[..., 0], axis=-1)
+                loss += -jnp.mean(jnp.take_along_axis(log_probs, ids[..., None], axis=-1)[..., 0], axis=-1)
             else:
                 prediction = nn.Dense(part.size, name=f"decode_{part.name}")(state)
-                loss += jnp.sum(jnp.square(prediction - targets[part.name]), axis=-1)
+                loss += jnp.mean(jnp.square(prediction - targets[part.name]), axis=-1)
         return jnp.mean(loss)
 
 

@@ -170,3 +170,25 @@ def test_dcem_trains_on_fast_binding_with_the_reconstruction_loss():
     assert all(np.isfinite(v) for k, v in metrics.items() if k not in ("episode_return", "episode_length"))
     assert metrics["reconstruction_loss"] > 0
     assert {"encoder_vision", "encoder_language", "decoder"} <= set(state.params["params"])
+
+
+def test_dcem_sequence_mode_reproduces_what_acting_saw_on_fast_binding():
+    """Re-running a FastBinding rollout in sequence mode from its start carry gives the acting log-probs and values."""
+    from mnemax.agents.ppo import make_ppo_env, make_rollout, policy_distribution
+
+    env, params = make_ppo_env("grounded/FastBinding-N3")
+    config = dataclasses.replace(CONFIG, backbone=DCEM, num_steps=40, total_steps=4 * 40)
+    trainer, rollout = make_trainer(config, env, params), make_rollout(config, env, params)
+    network = make_network(config, 4, True, env_observation_parts(env, params))
+
+    def check(key):
+        state = trainer.init(key)
+        start = state.carry
+        state, traj, _ = rollout(state, jax.random.key(1))
+        _, (logits, values) = network.apply(state.params, start, traj.inputs, traj.starts)
+        return traj, policy_distribution(True, logits).log_prob(traj.actions), values
+
+    traj, log_probs, values = jax.jit(check)(jax.random.key(0))
+    assert bool(traj.starts[1:].any())  # episodes ended and restarted inside the rollout
+    np.testing.assert_allclose(log_probs, traj.log_probs, atol=1e-5)
+    np.testing.assert_allclose(values, traj.values, atol=1e-5)
