@@ -28,7 +28,11 @@ Slow" (ICLR 2021), on a small fully observed grid with a symbolic view.
 * **Instruction phase** (the next ``instruction_steps`` steps): the language
   is ``[PICK_UP, name(target)]`` at every step. Stepping onto the target gives
   reward 1 and ends the episode (terminated); stepping onto another object
-  ends it with reward 0; touching neither ends it as truncated (the time limit).
+  ends it with reward 0; touching neither within ``instruction_steps`` ends it
+  with reward 0 as well, and as *terminated*: running out of time is a lost
+  episode under the task's rules, not a time limit to bootstrap through (an
+  agent that valued the state after the deadline would learn that wandering
+  is worth more than a guess that may be wrong).
 
 Observation: ``{"vision": float32 [size, size, VISION_CHANNELS],
 "language": int32 [2]}``. The vision channels are the colour one-hot and the
@@ -232,12 +236,14 @@ class FastBinding(environment.Environment):
         relocated = self._relocate(state)
         switch = state.time == self.discovery_steps
         state = jax.tree.map(lambda new, old: jax.lax.select(switch, new, old), relocated, state)
+        out_of_time = state.time >= self.discovery_steps + self.instruction_steps
         info = {"success": success.astype(jnp.float32), "decided": decided}
-        return self.observation(state), state, success.astype(jnp.float32), decided, info
+        return self.observation(state), state, success.astype(jnp.float32), decided | out_of_time, info
 
     def is_terminated(self, state: FastBindingState, params: FastBindingParams) -> jax.Array:
-        """Whether the agent stands on an object in the instruction phase (the step there ended the episode)."""
-        return (state.time > self.discovery_steps) & jnp.any(jnp.all(state.object_positions == state.position, axis=-1))
+        """Whether the episode is over: the agent stands on an object in the instruction phase, or its time ran out."""
+        touched = (state.time > self.discovery_steps) & jnp.any(jnp.all(state.object_positions == state.position, axis=-1))
+        return touched | (state.time >= self.discovery_steps + self.instruction_steps)
 
     # --- what the agent sees ------------------------------------------------------
     def observation(self, state: FastBindingState) -> dict[str, jax.Array]:
