@@ -55,12 +55,21 @@ def resumable_run(overrides: Sequence[str], run_dir: str | Path):
     return config, run(config)
 
 
-def add_grid_arguments(parser, *, total_steps: str, unit: str, name: str, doc: str | Path, figure: str | Path) -> None:
-    """The command-line options every resumable comparison script shares (budget, seeds, root, overrides, outputs)."""
+def add_grid_arguments(parser, *, total_steps: str, unit: str, name: str, doc: str | Path, figure: str | Path,
+                       results: str | Path) -> None:
+    """The command-line options every resumable comparison script shares (budget, seeds, root, overrides, outputs).
+
+    The cells go to ``results/<name>-<total steps>`` unless ``--root`` says
+    otherwise; the repository keeps the small files of each cell there in git
+    (config, metrics, summary, evaluation; not checkpoints), so a finished
+    cell stays finished in a fresh checkout and a rerun skips it.
+    """
+    parser.set_defaults(results=str(results))
     parser.add_argument("--total-steps", default=total_steps,
                         help=f"env steps per seed and {unit}; {total_steps} is read as {int(float(total_steps))}")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--root", default=None, help=f"parent of the run folders (default runs/{name}-<total steps>)")
+    parser.add_argument("--root", default=None,
+                        help=f"parent of the run folders (default {results}/{name}-<total steps>)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help=f"an extra Hydra override for every {unit} (repeatable), e.g. agent.learning_rate=3e-4")
     parser.add_argument("--doc", default=str(doc))
@@ -80,7 +89,7 @@ def run_grid_command(args, name: str, train: Callable[[int, Path], list]) -> tup
 
     try:
         total_steps = coerce(int, args.total_steps, "--total-steps")
-        return train(total_steps, Path(args.root or f"runs/{name}-{total_steps}")), total_steps
+        return train(total_steps, Path(args.root or Path(args.results) / f"{name}-{total_steps}")), total_steps
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

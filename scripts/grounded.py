@@ -28,7 +28,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     labels = [v.label for v in VARIANTS]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_grid_arguments(parser, total_steps="3e6", unit="variant", name="grounded",
-                       doc=ROOT / "docs" / "GROUNDED.md", figure=ROOT / "docs" / "grounded.png")
+                       doc=ROOT / "docs" / "GROUNDED.md", figure=ROOT / "docs" / "grounded.png",
+                       results=ROOT / "docs" / "results")
     parser.add_argument("--variants", nargs="+", default=labels, choices=labels, metavar="VARIANT",
                         help=f"which variants to run (default all: {' '.join(labels)})")
     parser.add_argument("--episodes", type=int, default=512, help="evaluation envs per seed and evaluation env")

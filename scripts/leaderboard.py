@@ -26,7 +26,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_grid_arguments(parser, total_steps="1e6", unit="cell", name="leaderboard",
-                       doc=ROOT / "docs" / "LEADERBOARD.md", figure=ROOT / "docs" / "leaderboard.png")
+                       doc=ROOT / "docs" / "LEADERBOARD.md", figure=ROOT / "docs" / "leaderboard.png",
+                       results=ROOT / "docs" / "results")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--cores", nargs="+", default=list(CORES))
     return parser.parse_args(argv)
