@@ -10,9 +10,11 @@ overrides, so other comparisons (world models, agents) reuse it unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
+import shlex
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -76,26 +78,62 @@ def add_grid_arguments(parser, *, total_steps: str, unit: str, name: str, doc: s
     parser.add_argument("--figure", default=str(figure))
 
 
-def run_grid_command(args, name: str, train: Callable[[int, Path], list]) -> tuple[list, int]:
-    """``train(total_steps, root)`` for a script made with :func:`add_grid_arguments`: ``(cells, total_steps)``.
+@contextlib.contextmanager
+def user_errors_exit():
+    """Turn what a comparison's user can act on into one line and ``scripts/train.py``'s exit code.
 
-    A bad option or config exits with code 2 and one sentence; Ctrl-C exits
-    with 130 after saying that the same command continues where it stopped.
+    A bad option or config exits with 2, a diverged run with 1, Ctrl-C with
+    130 after saying that the same command continues where it stopped.
     """
     import sys
 
-    from mnemax.experiment.config import ConfigError, coerce
-    from mnemax.experiment.runner import RunInterrupted
+    from mnemax.experiment.config import ConfigError
+    from mnemax.experiment.runner import DivergenceError, RunInterrupted
 
     try:
-        total_steps = coerce(int, args.total_steps, "--total-steps")
-        return train(total_steps, Path(args.root or Path(args.results) / f"{name}-{total_steps}")), total_steps
+        yield
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except DivergenceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
     except RunInterrupted as error:
         print(f"{error}\nRerun the same command to continue where it stopped.", file=sys.stderr)
         sys.exit(130)
+
+
+def script_command(script: str, argv: Sequence[str]) -> str:
+    """The shell line that reruns ``script`` with ``argv``, as the docs print it under a table."""
+    return f"python {script} " + " ".join(shlex.quote(a) for a in argv)
+
+
+def run_grid_command(args, name: str, train: Callable[[int, Path], list]) -> tuple[list, int]:
+    """``train(total_steps, root)`` for a script made with :func:`add_grid_arguments`: ``(cells, total_steps)``.
+
+    The root is ``--root`` or ``<results>/<name>-<total steps>``; errors exit as
+    :func:`user_errors_exit` says.
+    """
+    from mnemax.experiment.config import coerce
+
+    with user_errors_exit():
+        total_steps = coerce(int, args.total_steps, "--total-steps")
+        return train(total_steps, Path(args.root or Path(args.results) / f"{name}-{total_steps}")), total_steps
+
+
+def grid_main(script: str, name: str, argv: Sequence[str], parse_args, train, report) -> None:
+    """The whole ``main`` of a resumable comparison script (``scripts/grounded.py``, ``scripts/leaderboard.py``).
+
+    ``parse_args(argv)`` builds its options with :func:`add_grid_arguments`;
+    ``train(args, total_steps, root)`` runs (or skips) every cell and returns
+    them; ``report(args, cells, total_steps, command, machine)`` writes the doc
+    and the figure. The script calls :func:`~mnemax.experiment.runtime.configure_jax`
+    before importing this module (importing it starts JAX's CPU backend).
+    """
+    args = parse_args(list(argv))
+    cells, total_steps = run_grid_command(args, name, lambda steps, root: train(args, steps, root))
+    report(args, cells, total_steps, script_command(script, argv), machine_description())
+    print(f"wrote {args.doc} and {args.figure}")
 
 
 def parameter_count(config) -> int:

@@ -19,11 +19,9 @@ throughput, into docs/MEMORY_BENCHMARK.md and docs/memory_benchmark.png::
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
-from mnemax.experiment.config import ConfigError, coerce
 from mnemax.experiment.runtime import configure_jax
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,17 +93,19 @@ def compare_world_models(args: argparse.Namespace, command: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    configure_jax()  # before anything starts JAX's CPU backend: it sets an XLA flag
     args = parse_args(argv)
-    configure_jax()
-    command = "python scripts/compare_backbones.py " + " ".join(shlex.quote(a) for a in argv)
+    from mnemax.experiment.compare import script_command
+
+    command = script_command("scripts/compare_backbones.py", argv)
     if args.worldmodel:
         compare_world_models(args, command)
         print(f"wrote {args.doc} and {args.figure}")
         return
-    from mnemax.experiment.compare import backbone_variants, compare, write_report
-    from mnemax.experiment.runner import DivergenceError
+    from mnemax.experiment.compare import backbone_variants, compare, user_errors_exit, write_report
+    from mnemax.experiment.config import coerce
 
-    try:
+    with user_errors_exit():
         total_steps = coerce(int, args.total_steps, "--total-steps")
         rows = compare(
             backbone_variants(args.backbones),
@@ -115,12 +115,6 @@ def main(argv: list[str] | None = None) -> None:
             overrides=args.overrides,
             runs_root=args.runs_root,
         )
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except DivergenceError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
     write_report(rows, args.doc, args.figure, "Backbones on memory tasks", command, args.seeds, total_steps)
     print(f"wrote {args.doc} and {args.figure}")
 

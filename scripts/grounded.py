@@ -14,7 +14,6 @@ can be run in pieces (stop it with Ctrl-C at any time).
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -36,24 +35,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def train(args: argparse.Namespace, total_steps: int, root: Path) -> list:
+    from mnemax.experiment.grounded import COMMON, VARIANTS, run_cell
+
+    chosen = [variant for variant in VARIANTS if variant.label in args.variants]
+    common = (*COMMON, *args.override)
+    return [run_cell(variant, root, total_steps, args.seeds, args.episodes, common=common) for variant in chosen]
+
+
+def report(args: argparse.Namespace, cells: list, total_steps: int, command: str, machine: str) -> None:
+    from mnemax.experiment.grounded import write_report
+
+    write_report(cells, args.doc, args.figure, command, machine)
+
+
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    from mnemax.experiment.runtime import configure_jax, machine_description
+    from mnemax.experiment.runtime import configure_jax
 
     configure_jax()  # before anything starts JAX's CPU backend: it sets an XLA flag
-    args = parse_args(argv)
-    from mnemax.experiment.compare import run_grid_command
-    from mnemax.experiment.grounded import COMMON, VARIANTS, run_cell, write_report
+    from mnemax.experiment.compare import grid_main
 
-    def train(total_steps: int, root: Path) -> list:
-        chosen = [variant for variant in VARIANTS if variant.label in args.variants]
-        common = (*COMMON, *args.override)
-        return [run_cell(variant, root, total_steps, args.seeds, args.episodes, common=common) for variant in chosen]
-
-    cells, _ = run_grid_command(args, "grounded", train)
-    command = "python scripts/grounded.py " + " ".join(shlex.quote(a) for a in argv)
-    write_report(cells, args.doc, args.figure, command, machine_description())
-    print(f"wrote {args.doc} and {args.figure}")
+    grid_main("scripts/grounded.py", "grounded", sys.argv[1:] if argv is None else argv, parse_args, train, report)
 
 
 if __name__ == "__main__":

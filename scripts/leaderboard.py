@@ -13,7 +13,6 @@ skips finished cells and continues a stopped one (Ctrl-C is safe); a larger
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -33,22 +32,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def train(args: argparse.Namespace, total_steps: int, root: Path) -> list:
+    from mnemax.experiment.leaderboard import run_grid
+
+    return run_grid(args.tasks, args.cores, root, total_steps, args.seeds, args.override)
+
+
+def report(args: argparse.Namespace, cells: list, total_steps: int, command: str, machine: str) -> None:
+    from mnemax.experiment.leaderboard import write_report
+
+    write_report(cells, args.doc, args.figure, command, machine, total_steps, args.seeds)
+
+
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    from mnemax.experiment.runtime import configure_jax, machine_description
+    from mnemax.experiment.runtime import configure_jax
 
     configure_jax()  # before anything starts JAX's CPU backend: it sets an XLA flag
-    args = parse_args(argv)
-    from mnemax.experiment.compare import run_grid_command
-    from mnemax.experiment.leaderboard import run_grid, write_report
+    from mnemax.experiment.compare import grid_main
 
-    def train(total_steps: int, root: Path) -> list:
-        return run_grid(args.tasks, args.cores, root, total_steps, args.seeds, args.override)
-
-    cells, total_steps = run_grid_command(args, "leaderboard", train)
-    command = "python scripts/leaderboard.py " + " ".join(shlex.quote(a) for a in argv)
-    write_report(cells, args.doc, args.figure, command, machine_description(), total_steps, args.seeds)
-    print(f"wrote {args.doc} and {args.figure}")
+    grid_main("scripts/leaderboard.py", "leaderboard", sys.argv[1:] if argv is None else argv, parse_args, train, report)
 
 
 if __name__ == "__main__":

@@ -11,21 +11,16 @@ from gymnax.environments import environment, spaces
 
 from mnemax.envs import BRAX_ENV_NAMES, EnvCheckError, EpisodeStatistics, FlattenObservation, NormalizeObservation, check_env, make
 from mnemax.envs.popgym import POPGYM_ENVS
+from tiny_envs import CountingEnv
 
 STEPS = 60  # rollout length for the tiny envs: several episodes of LIMIT steps
 LIMIT = 8
 
 
-class GoodEnv(environment.Environment):
+class GoodEnv(CountingEnv):
     """A correct tiny env: a counter in [0, 1] observed with noise-free float32, Discrete(2) actions."""
 
-    @property
-    def default_params(self) -> environment.EnvParams:
-        return environment.EnvParams(max_steps_in_episode=LIMIT)
-
-    def reset_env(self, key, params):
-        state = environment.EnvState(time=jnp.int32(0))
-        return self.get_obs(state, params), state
+    limit = LIMIT
 
     def step_env(self, key, state, action, params):
         state = environment.EnvState(time=state.time + 1)
@@ -34,9 +29,6 @@ class GoodEnv(environment.Environment):
 
     def get_obs(self, state, params=None, key=None):
         return jnp.full((3,), state.time / LIMIT, jnp.float32)
-
-    def action_space(self, params=None):
-        return spaces.Discrete(2)
 
     def observation_space(self, params=None):
         return spaces.Box(0.0, 1.0, (3,), jnp.float32)

@@ -22,21 +22,16 @@ from mnemax.agents.ppo import PPOConfig, env_observation_parts, feature_mask, ma
 from mnemax.agents.running_stats import initial_moments, observe_batch
 from mnemax.backbones import BackboneSpec
 from mnemax.envs import FlattenObservation, ObservationPart, observation_parts
+from tiny_envs import CountingEnv
 
 VOCAB = 5
 LIMIT = 6
 
 
-class SaysWhatToDo(environment.Environment):
+class SaysWhatToDo(CountingEnv):
     """Token 1 of the words names the rewarded action (its parity); the view is a clock."""
 
-    @property
-    def default_params(self) -> environment.EnvParams:
-        return environment.EnvParams(max_steps_in_episode=LIMIT)
-
-    def reset_env(self, key, params):
-        state = environment.EnvState(time=jnp.int32(0))
-        return self.get_obs(state, params), state
+    limit = LIMIT
 
     def step_env(self, key, state, action, params):
         reward = (action == self.get_obs(state)["language"][1] % 2).astype(jnp.float32)
@@ -46,9 +41,6 @@ class SaysWhatToDo(environment.Environment):
     def get_obs(self, state, params=None, key=None):
         vision = jnp.stack([state.time / LIMIT, 1.0 - state.time / LIMIT, jnp.float32(0.5)]).astype(jnp.float32)
         return {"vision": vision, "language": jnp.stack([jnp.int32(2), state.time % VOCAB]).astype(jnp.int32)}
-
-    def action_space(self, params=None):
-        return spaces.Discrete(2)
 
     def observation_space(self, params=None):
         return spaces.Dict(

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from mnemax.experiment import grounded, leaderboard
-from mnemax.experiment.compare import Variant
+from mnemax.experiment.compare import Variant, user_errors_exit
+from mnemax.experiment.config import ConfigError
+from mnemax.experiment.runner import DivergenceError, RunInterrupted
 
 TINY = ("agent.num_envs=4", "agent.num_steps=16", "agent.num_minibatches=2", "agent.update_epochs=1",
         "agent.encoder_sizes=[8]", "agent.head_sizes=[8]", "checkpoint_every=0")
@@ -71,3 +73,18 @@ def test_success_rate_counts_finished_episodes_only():
     terminated = jnp.asarray([[False, False], [True, True], [False, False]])
     truncated = jnp.asarray([[False, False], [False, False], [True, False]])
     assert float(grounded.success_rate(rewards, terminated, truncated)) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize(
+    "error, code",
+    [(ConfigError("Unknown key 'agent.foo'."), 2), (DivergenceError("NaN loss at update 3."), 1),
+     (RunInterrupted("Interrupted at update 3."), 130)],
+)
+def test_comparison_scripts_exit_with_train_py_codes_and_one_line(error, code, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        with user_errors_exit():
+            raise error
+    assert exit_info.value.code == code
+    message = capsys.readouterr().err
+    assert str(error) in message
+    assert ("Rerun the same command" in message) == (code == 130)
