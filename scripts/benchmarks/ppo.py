@@ -2,10 +2,13 @@
 
 Each case builds a trainer, initialises a runner state, and times one jitted
 call that runs ``updates`` PPO updates (``lax.scan`` of ``trainer.update``);
-steps/s = ``num_envs * num_steps * updates * seeds / seconds``. Reference
-figures are the ones measured for purejaxrl and popjaxrl on a 2-core CPU
-(docs in /work/shared/REFERENCES.md); the ratio column compares against them
-only when the shapes match (full mode).
+steps/s = ``num_envs * num_steps * updates * seeds / seconds``.
+
+Ratios are taken only against a peer run in the same process at the same
+settings: memorax's PPO (:mod:`benchmarks.memorax_peer`, installed by the
+``bench`` extra), timed call after call with mnemax's so that each round's
+ratio shares the machine's state of the moment. Figures measured elsewhere
+(purejaxrl, popjaxrl) are history in docs/BENCHMARKS.md, never a denominator.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import gymnax
 import jax
 import jax.numpy as jnp
 
-from benchmarks.timing import Table, gigaflops, measure, megabytes
+from benchmarks.timing import Table, gigaflops, measure, measure_interleaved, megabytes
 from mnemax.agents import PPOConfig, make_ppo_env, make_trainer
 from mnemax.agents.ppo import make_network, make_rollout
 from mnemax.agents.trainer import action_space
@@ -48,12 +51,16 @@ S5_POPJAXRL = BackboneSpec.from_dict("s5", 256, {"num_layers": 4, "state_size": 
 # The S5 of configs/backbone/s5.yaml (the default `python scripts/train.py`): 2 layers x 64, state 64.
 S5_DEFAULT = BackboneSpec.from_dict("s5", 64, {"num_layers": 2, "state_size": 64})
 
-REFERENCE_STEPS_PER_SECOND = {"purejaxrl ff": 100_000.0, "purejaxrl gru": 3_300.0, "popjaxrl s5": 140.0}
+
+
+def _env(env_name: str):
+    """CartPole-v1 as gymnax makes it (purejaxrl's setting); POPGym tasks as mnemax's PPO sees them."""
+    return gymnax.make(env_name) if env_name == "CartPole-v1" else make_ppo_env(env_name)
 
 
 def _case(config: PPOConfig, env_name: str, updates: int, seeds: int = 1):
     """A function of a runner state running ``updates`` updates, its initial state, and steps per call."""
-    env, params = gymnax.make(env_name) if env_name == "CartPole-v1" else make_ppo_env(env_name)
+    env, params = _env(env_name)
     config = dataclasses.replace(config, total_steps=config.steps_per_update * updates)
     trainer = make_trainer(config, env, params)
 
@@ -136,6 +143,55 @@ def _arithmetic(name: str, fn, *args) -> list:
     return [name, timing.best_seconds * 1e3, flops, flops / timing.best_seconds]
 
 
+def _peer_table(cases: list, quick: bool) -> Table:
+    """mnemax's PPO and memorax's at identical settings, timed call after call in this process.
+
+    ``cases`` are ``(name, config, env, updates)`` rows of the throughput table,
+    whose compile column holds mnemax's compile seconds for the same programs
+    (here they would be read from the compilation cache).
+    """
+    table = Table(
+        "mnemax vs memorax PPO, same settings, interleaved in one process",
+        ["case", "mnemax params", "memorax params", "memorax compile s",
+         "mnemax steps/s", "memorax steps/s", "ratio (median)", "ratio (min-max over rounds)"],
+    )
+    try:
+        from benchmarks.memorax_peer import memorax_case
+    except ImportError as error:
+        table.note = f"Not measured: memorax is not installed ({error}); `pip install -e \".[bench]\"` installs it."
+        print(table.note, flush=True)
+        return table
+    for name, config, env_name, case_updates in cases:
+        ours, state, steps = _case(config, env_name, case_updates)
+        env, env_params = _env(env_name)
+        peer = memorax_case(dataclasses.replace(config, total_steps=steps), env, env_params, case_updates)
+        assert peer.env_steps == steps, (peer.env_steps, steps)
+        mnemax_time, memorax_time = measure_interleaved(
+            [(ours, (state,)), (peer.run, peer.args)], rounds=3 if quick else 7, min_seconds=0.0 if quick else 5.0
+        )
+        ratios = sorted(m / o for o, m in zip(mnemax_time.seconds, memorax_time.seconds))
+        parameters = sum(int(leaf.size) for leaf in jax.tree.leaves(state.params))
+        table.rows.append([
+            name, parameters, peer.parameters, memorax_time.compile_seconds,
+            steps / mnemax_time.median_seconds, steps / memorax_time.median_seconds,
+            f"{ratios[len(ratios) // 2]:.2f}x", f"{ratios[0]:.2f}x-{ratios[-1]:.2f}x",
+        ])
+        print(table.rows[-1], flush=True)
+    table.note = (
+        "Ratio = mnemax steps/s over memorax steps/s, per round of one call each (the same env steps per call), "
+        "so a ratio above 1 means mnemax is faster. Same env (mnemax's, through a 5-value step adapter), batch, "
+        "epochs, minibatches, learning-rate schedule, encoder, core width and head sizes. **memorax builds separate "
+        "actor and critic networks**, each with its own encoder and core, so its recurrent rows run the core twice "
+        "where mnemax's shared torso runs it once; mnemax has no option to split them, so no like-for-like "
+        "recurrent ratio is given. Feed-forward networks are separate in both (purejaxrl's layout), so the "
+        "feed-forward row is like for like. memorax's S5 layer is its Memoroid (associative scan) in a pre-norm "
+        "residual block followed by a gated feed-forward block; mnemax's is its own S5 layer with a GELU-GLU "
+        "output. The parameter columns count both networks of memorax and mnemax's one network; mnemax's compile "
+        "seconds for these programs are in the throughput table's rows of the same name."
+    )
+    return table
+
+
 def run(quick: bool = False) -> list[Table]:
     small_rnn = dict(num_envs=8, num_steps=64, update_epochs=2, num_minibatches=2)
     if quick:  # small shapes that check the script runs; names say what was measured
@@ -145,61 +201,41 @@ def run(quick: bool = False) -> list[Table]:
         s5, gru_big, popjaxrl, ff64 = S5_POPJAXRL, GRU_256, POPJAXRL, 64
         s5_name, gru_name, shape, seeds = "s5 4x256", "gru256", "64x1024 (popjaxrl)", 8
     cases = [
-        # name, config, env, updates, seeds, reference key
-        ("ff CartPole 4x128 (purejaxrl)", PUREJAXRL_FF, "CartPole-v1", 2 if quick else 20, 1, "purejaxrl ff"),
-        (
-            f"ff CartPole {ff64}x128, {seeds} seeds",
-            dataclasses.replace(PUREJAXRL_FF, num_envs=ff64),
-            "CartPole-v1", 1 if quick else 5, seeds, None,
-        ),
-        (
-            "gru128 RepeatPreviousEasy 4x128 (purejaxrl rnn)",
-            dataclasses.replace(PUREJAXRL_RNN, backbone=GRU_128),
-            "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, "purejaxrl gru",
-        ),
-        (
-            f"{s5_name} RepeatPreviousEasy 4x128 (purejaxrl rnn)",
-            dataclasses.replace(PUREJAXRL_RNN, backbone=s5),
-            "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, "purejaxrl gru",
-        ),
-        (
-            "s5 2x64 (configs default) RepeatPreviousEasy 4x128 (purejaxrl rnn)",
-            dataclasses.replace(PUREJAXRL_RNN, backbone=S5_DEFAULT),
-            "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, "purejaxrl gru",
-        ),
-        (
-            f"{gru_name} RepeatPreviousEasy {shape}",
-            dataclasses.replace(popjaxrl, backbone=gru_big),
-            "popgym/RepeatPreviousEasy", 1, 1, None,
-        ),
-        (
-            f"{s5_name} RepeatPreviousEasy {shape}",
-            dataclasses.replace(popjaxrl, backbone=s5),
-            "popgym/RepeatPreviousEasy", 1, 1, "popjaxrl s5",
-        ),
+        # name, config, env, updates, seeds, also run by memorax (gru and s5 at purejaxrl's settings, one seed)
+        ("ff CartPole 4x128 (purejaxrl)", PUREJAXRL_FF, "CartPole-v1", 2 if quick else 20, 1, True),
+        (f"ff CartPole {ff64}x128, {seeds} seeds", dataclasses.replace(PUREJAXRL_FF, num_envs=ff64),
+         "CartPole-v1", 1 if quick else 5, seeds, False),
+        ("gru128 RepeatPreviousEasy 4x128 (purejaxrl rnn)", dataclasses.replace(PUREJAXRL_RNN, backbone=GRU_128),
+         "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, True),
+        (f"{s5_name} RepeatPreviousEasy 4x128 (purejaxrl rnn)", dataclasses.replace(PUREJAXRL_RNN, backbone=s5),
+         "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, False),
+        ("s5 2x64 (configs default) RepeatPreviousEasy 4x128 (purejaxrl rnn)",
+         dataclasses.replace(PUREJAXRL_RNN, backbone=S5_DEFAULT), "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, True),
+        ("gru128 RepeatPreviousEasy 64x128 (purejaxrl rnn, 64 envs)",
+         dataclasses.replace(PUREJAXRL_RNN, backbone=GRU_128, num_envs=64), "popgym/RepeatPreviousEasy",
+         1 if quick else 2, 1, True),
+        (f"{gru_name} RepeatPreviousEasy {shape}", dataclasses.replace(popjaxrl, backbone=gru_big),
+         "popgym/RepeatPreviousEasy", 1, 1, False),
+        (f"{s5_name} RepeatPreviousEasy {shape}", dataclasses.replace(popjaxrl, backbone=s5),
+         "popgym/RepeatPreviousEasy", 1, 1, False),
     ]
     table = Table(
         "PPO throughput (steps/s after compilation)",
-        ["case", "env steps per call", "compile s", "seconds per call", "steps/s", "peak MB", "reference steps/s", "ratio"],
+        ["case", "env steps per call", "compile s", "seconds per call", "steps/s", "peak MB"],
         note=(
             "One call runs the listed number of whole PPO updates (rollout, GAE, all epochs) under one jit. "
-            "References: purejaxrl feed-forward CartPole ~100k steps/s, purejaxrl GRU PPO ~3.3k steps/s, "
-            "popjaxrl S5 at its published shape ~140 steps/s, all on a 2-core CPU."
-            + (" Quick mode shrinks the recurrent shapes, so no ratio is given." if quick else "")
+            "Like-for-like ratios: rows at the same shape with cores of the same width (gru128 vs s5 2x64 are "
+            "not: different width and parameter count); peer ratios are in the next table."
         ),
     )
-    for name, config, env_name, updates, seeds, reference in cases:
+    for name, config, env_name, updates, seeds, _ in cases:
         fn, state, steps = _case(config, env_name, updates, seeds)
         # Short calls repeat for 5 s so that the median rides out a noisy machine; popjaxrl's shape runs once.
         long = steps >= 65536
         m = measure(fn, state, repeats=1 if quick or long else 3, min_seconds=0.0 if quick or long else 5.0, warmup=not long)
-        rate = steps / m.median_seconds
-        ref = REFERENCE_STEPS_PER_SECOND.get(reference) if reference else None
-        ratio = f"{rate / ref:.1f}x" if ref and not quick else "-"
-        table.rows.append(
-            [name, steps, m.compile_seconds, m.median_seconds, rate, megabytes(m.peak_bytes), ref or "-", ratio]
-        )
+        table.rows.append([name, steps, m.compile_seconds, m.median_seconds, steps / m.median_seconds, megabytes(m.peak_bytes)])
         print(table.rows[-1], flush=True)
+    peers = _peer_table([case[:4] for case in cases if case[5]], quick)
     breakdown = Table(
         "Where one recurrent update's time goes (purejaxrl rnn shape, 4 envs x 128 steps, 4 epochs x 4 minibatches)",
         ["case", "update ms", "rollout ms", "16 x network fwd+bwd ms", "16 x scan fwd+bwd ms", "scan share"],
@@ -232,14 +268,10 @@ def run(quick: bool = False) -> list[Table]:
     arithmetic.rows.append(_arithmetic(f"lone product [{rows * steps}, {width}] @ [{width}, {width}]", jnp.matmul, *product))
     s5_row, product = arithmetic.rows[0], arithmetic.rows[-1]
     updates = POPJAXRL.update_epochs * POPJAXRL.num_minibatches
-    allowed = POPJAXRL.steps_per_update / (5 * REFERENCE_STEPS_PER_SECOND["popjaxrl s5"]) / updates
     arithmetic.note = (
         "GFLOP is XLA's operation count for the compiled call; the network has popjaxrl's encoder and heads. "
         "Times are the fastest of at least 5 s of repeats, so both rates are the machine's best. "
-        f"The S5 step runs at {s5_row[3] / product[3]:.0%} of the lone product's rate. "
-        + ("" if quick else
-           f"An update at popjaxrl's shape is {updates} such steps plus a rollout of about 2% of the time, so 5x "
-           f"popjaxrl's S5 ({5 * REFERENCE_STEPS_PER_SECOND['popjaxrl s5']:.0f} steps/s) allows at most "
-           f"{allowed:.2f} s per step, {s5_row[2] / allowed:.0f} GFLOP/s for this step.")
+        f"The S5 step runs at {s5_row[3] / product[3]:.0%} of the lone product's rate"
+        + ("." if quick else f"; an update at popjaxrl's shape is {updates} such steps plus its rollout.")
     )
-    return [table, breakdown, arithmetic]
+    return [table, peers, breakdown, arithmetic]

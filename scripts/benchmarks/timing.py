@@ -18,18 +18,16 @@ class Measurement:
     median_seconds: float
     peak_bytes: int | None
     best_seconds: float  # the fastest repeat: the machine's unloaded speed, for rate bounds
+    seconds: list[float] = dataclasses.field(default_factory=list)  # every timed call, in order
 
 
-def measure(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.0, warmup: bool = True) -> Measurement:
-    """Compile ``jax.jit(fn)`` for ``args``, warm it up once (unless ``warmup`` is false: for
-    calls that take minutes), then time ``repeats`` calls.
+def _compile(fn: Callable, *args: Any) -> tuple[Callable, float, int | None]:
+    """``jax.jit(fn)`` compiled ahead of time for ``args``: ``(compiled, compile seconds, peak bytes)``.
 
-    Compile time is lowering plus XLA compilation (ahead of time, so no run is
-    mixed in). Peak memory is XLA's buffer assignment for the program
-    (arguments + outputs + temporaries), which holds on every backend; CPU
-    devices report no runtime allocator statistics. With ``min_seconds`` the
-    repeats continue until that much time has been spent, so fast functions
-    get enough samples for a stable median.
+    Compile time is lowering plus XLA compilation (no run is mixed in). Peak
+    memory is XLA's buffer assignment for the program (arguments + outputs +
+    temporaries), which holds on every backend; CPU devices report no runtime
+    allocator statistics.
     """
     start = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
@@ -43,16 +41,52 @@ def measure(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.0
             + analysis.temp_size_in_bytes
             - analysis.alias_size_in_bytes
         )
+    return compiled, compile_seconds, peak
+
+
+def _timed_call(compiled: Callable, args: tuple) -> float:
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(*args))
+    return time.perf_counter() - start
+
+
+def _measurement(compile_seconds: float, peak: int | None, times: list[float]) -> Measurement:
+    return Measurement(compile_seconds, statistics.median(times), peak, min(times), times)
+
+
+def measure(fn: Callable, *args: Any, repeats: int = 5, min_seconds: float = 0.0, warmup: bool = True) -> Measurement:
+    """Compile ``jax.jit(fn)`` for ``args``, warm it up once (unless ``warmup`` is false: for
+    calls that take minutes), then time ``repeats`` calls.
+
+    With ``min_seconds`` the repeats continue until that much time has been
+    spent, so fast functions get enough samples for a stable median.
+    """
+    compiled, compile_seconds, peak = _compile(fn, *args)
     if warmup:
         jax.block_until_ready(compiled(*args))
     times: list[float] = []
-    spent = 0.0
-    while len(times) < repeats or spent < min_seconds:
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - t0)
-        spent += times[-1]
-    return Measurement(compile_seconds, statistics.median(times), peak, min(times))
+    while len(times) < repeats or sum(times) < min_seconds:
+        times.append(_timed_call(compiled, args))
+    return _measurement(compile_seconds, peak, times)
+
+
+def measure_interleaved(cases: Sequence[tuple[Callable, tuple]], rounds: int = 5, min_seconds: float = 0.0) -> list[Measurement]:
+    """Time several jitted functions call after call: one call of each per round, for at least ``rounds``
+    rounds and until every function has run ``min_seconds``.
+
+    Round ``i`` of every returned ``Measurement.seconds`` was measured at
+    nearly the same moment, so the per-round ratio of two cases rides out a
+    machine whose speed drifts; that ratio's spread is the honest error bar of
+    a comparison between libraries.
+    """
+    compiled = [_compile(fn, *args) for fn, args in cases]
+    for (program, _, _), (_, args) in zip(compiled, cases):
+        jax.block_until_ready(program(*args))  # warm-up
+    times: list[list[float]] = [[] for _ in cases]
+    while len(times[0]) < rounds or min(sum(t) for t in times) < min_seconds:
+        for (program, _, _), (_, args), record in zip(compiled, cases, times):
+            record.append(_timed_call(program, args))
+    return [_measurement(seconds, peak, record) for (_, seconds, peak), record in zip(compiled, times)]
 
 
 @dataclasses.dataclass
