@@ -90,6 +90,13 @@ class DreamerConfig:
         the run's gradient steps (:attr:`model_gradient_steps`); ``None`` keeps it constant (DreamerV3).
         Meant to move the features the actor reads less late in a run; on RepeatPreviousEasy it changed
         nothing measurable (docs/WORLDMODELS.md, "the advantage's horizon").
+      slow_target: the lambda-returns bootstrap from the slow (EMA) critic when true, from the critic
+        being trained when false. DreamerV3's own config (``imag_loss.slowtar: False``) bootstraps from
+        the trained critic; mnemax's default keeps the slow critic until an A/B on CartPole says which
+        learns better here (docs/WORLDMODELS.md, "Critic targets").
+      slow_regularizer: weight of DreamerV3's pull of the critic towards the slow critic's value
+        (``imag_loss.slowreg: 1.0``): the critic's loss adds this times the two-hot log-loss of the slow
+        critic's value. 0 turns it off (mnemax's default, with ``slow_target``).
     """
 
     total_steps: int = 100_000
@@ -112,6 +119,8 @@ class DreamerConfig:
     entropy_coef: float = 3e-4
     return_ema_rate: float = 0.01
     slow_critic_rate: float = 0.02
+    slow_target: bool = True
+    slow_regularizer: float = 0.0
     model_lr: float = 1e-4
     model_lr_end: float | None = None
     actor_lr: float = 3e-5
@@ -172,6 +181,8 @@ class DreamerConfig:
                 f"replay_capacity={self.replay_capacity} holds {self.replay_capacity // self.num_envs} steps per env, "
                 f"fewer than train_start + steps_per_update = {self.train_start + self.steps_per_update}; raise it."
             )
+        if not self.slow_regularizer >= 0:  # also refuses NaN
+            raise ValueError(f"DreamerConfig.slow_regularizer must be 0 or more, got {self.slow_regularizer}.")
         for name in ("model_lr", "actor_lr", "critic_lr", "model_grad_clip", "actor_critic_grad_clip", "adam_eps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"DreamerConfig.{name} must be a positive number, got {getattr(self, name)}.")
@@ -431,7 +442,11 @@ class ImaginedReturns(NamedTuple):
 
 
 def imagine_returns(parts: DreamerParts, params: Params, batch: SequenceBatch, key: jax.Array) -> ImaginedReturns:
-    """Imagine ``horizon`` steps from the model's state after every step of ``batch``; lambda-returns from the slow critic."""
+    """Imagine ``horizon`` steps from the model's state after every step of ``batch``, with their lambda-returns.
+
+    The returns bootstrap from :func:`bootstrap_critic`'s parameters (the slow
+    critic or the trained one, by ``config.slow_target``).
+    """
     config, world_model = parts.config, parts.world_model
     start_key, imagine_key = jax.random.split(key)
     states = world_model.observe_each(params.model, world_model.initial_state(batch.resets.shape[1]), batch, start_key)
@@ -439,10 +454,27 @@ def imagine_returns(parts: DreamerParts, params: Params, batch: SequenceBatch, k
     imagined = world_model.imagine(params.model, starts, policy(parts, params.actor), config.horizon, imagine_key)
     features = jax.lax.stop_gradient(imagined.features)  # [H + 1, N, F]
     discounts = config.gamma * imagined.continues  # [H, N]
-    target_values = critic_value(parts, params.slow_critic, features)  # [H + 1, N]
+    target_values = critic_value(parts, bootstrap_critic(config, params), features)  # [H + 1, N]
     returns = lambda_returns(imagined.rewards, discounts, target_values, config.lam)  # [H, N]
     weights = imagination_weights(batch.continues.reshape(-1), discounts)[:-1]  # [H, N]
     return ImaginedReturns(features, imagined.actions, returns, weights)
+
+
+def bootstrap_critic(config: DreamerConfig, params: Params) -> Any:
+    """The critic parameters lambda-returns bootstrap from: the slow critic's if ``config.slow_target``, else the critic's."""
+    return params.slow_critic if config.slow_target else params.critic
+
+
+def critic_objective(logits: jax.Array, returns: jax.Array, weights: jax.Array, limit: float,
+                     slow_values: jax.Array | None = None, slow_regularizer: float = 0.0) -> jax.Array:
+    """DreamerV3's critic loss: two-hot log-loss of the returns plus ``slow_regularizer`` times that of the
+    slow critic's values, weighted by the chance of still being in the episode. ``logits [H, N, bins]``,
+    the rest ``[H, N]``; both targets are constants (no gradient flows into them). Without ``slow_values``
+    (a zero regulariser) the slow critic is not evaluated at all."""
+    loss = -twohot_log_prob(logits, jax.lax.stop_gradient(returns), limit)
+    if slow_values is not None:
+        loss = loss - slow_regularizer * twohot_log_prob(logits, jax.lax.stop_gradient(slow_values), limit)
+    return jnp.mean(weights * loss)
 
 
 def critic_value(parts: DreamerParts, critic_params: Any, features: jax.Array) -> jax.Array:
@@ -467,9 +499,11 @@ def actor_critic_step(parts: DreamerParts, state: DreamerState, params: Params, 
         loss = -jnp.mean(weights * (taken_log_prob(discrete, dist, taken) * advantages + config.entropy_coef * entropy))
         return loss, {"actor_loss": loss, "entropy": jnp.mean(entropy), "advantage": jnp.mean(advantages)}
 
+    slow_values = critic_value(parts, params.slow_critic, features[:-1]) if config.slow_regularizer else None  # [H, N]
+
     def critic_loss(critic_params):
         logits = critic.apply(critic_params, features[:-1])
-        loss = -jnp.mean(weights * twohot_log_prob(logits, jax.lax.stop_gradient(returns), config.critic_twohot_limit))
+        loss = critic_objective(logits, returns, weights, config.critic_twohot_limit, slow_values, config.slow_regularizer)
         return loss, {"critic_loss": loss}
 
     actor_grads, actor_info = jax.grad(actor_loss, has_aux=True)(params.actor)

@@ -20,12 +20,20 @@ from mnemax.agents.actor_critic import (
     return_divisor,
     update_return_scale,
 )
-from mnemax.agents.dreamer import DreamerConfig, make_dreamer_env, make_trainer, model_learning_rate
+from mnemax.agents.dreamer import (
+    DreamerConfig,
+    Params,
+    bootstrap_critic,
+    critic_objective,
+    make_dreamer_env,
+    make_trainer,
+    model_learning_rate,
+)
 from mnemax.agents.dreamer_env import DelayedReset
 from mnemax.backbones import BackboneSpec
 from mnemax.experiment.config import ConfigError, run_config_from_dict
 from mnemax.experiment.runner import run
-from mnemax.worldmodels.distributions import symlog
+from mnemax.worldmodels.distributions import symlog, twohot, twohot_log_prob, twohot_mean
 from mnemax.worldmodels.sequence_model import LatentState, ModelCarry, WorldModelConfig, policy_features
 
 H, N = 5, 3
@@ -140,6 +148,34 @@ def test_card_games_reach_the_world_model_one_hot_unless_asked_otherwise():
     assert obs.shape == (4,) and float(obs.sum()) == 1.0 and set(np.unique(np.asarray(obs))) == {0.0, 1.0}
     env, params = make_dreamer_env("popgym/RepeatPreviousEasy", one_hot=False)
     assert env.reset(jax.random.key(0), params)[0].shape == (1,)
+
+
+def test_returns_bootstrap_from_the_critic_the_config_names():
+    params = Params(model=None, actor=None, critic="trained", slow_critic="slow")
+    assert bootstrap_critic(DreamerConfig(**TINY), params) == "slow"  # mnemax's default
+    assert bootstrap_critic(DreamerConfig(**TINY, slow_target=False), params) == "trained"  # DreamerV3's
+
+
+def test_critic_objective_is_the_return_log_loss_plus_the_slow_critic_pull():
+    bins, limit = 41, 5.0
+    returns, slow = jnp.full((H, N), 2.0), jnp.full((H, N), -1.0)
+    weights = jnp.linspace(0.2, 1.0, H)[:, None] * jnp.ones((H, N))
+    logits = jnp.log(twohot(returns, bins, limit) + 1e-6)  # a critic that predicts the returns exactly
+    plain = critic_objective(logits, returns, weights, limit)
+    np.testing.assert_allclose(plain, -jnp.mean(weights * twohot_log_prob(logits, returns, limit)), rtol=1e-6)
+    pulled = critic_objective(logits, returns, weights, limit, slow, slow_regularizer=0.5)
+    pull = -jnp.mean(weights * twohot_log_prob(logits, slow, limit))
+    np.testing.assert_allclose(pulled, plain + 0.5 * pull, rtol=1e-6)
+    # The regularised loss is least where the critic predicts the mixture (returns + 0.5 slow) / 1.5 of both
+    # two-hot codes, so the critic settles between the returns and the slow critic's value.
+    mixture = jnp.log((twohot(returns, bins, limit) + 0.5 * twohot(slow, bins, limit)) / 1.5 + 1e-9)
+    gradient = lambda loss, at: jnp.abs(jax.grad(loss)(at)).max()  # noqa: E731
+    regularised = lambda l: critic_objective(l, returns, weights, limit, slow, slow_regularizer=0.5)  # noqa: E731
+    assert gradient(regularised, mixture) < 1e-6 < gradient(regularised, logits)
+    assert gradient(lambda l: critic_objective(l, returns, weights, limit), mixture) > 1e-3
+    assert bool(jnp.all((twohot_mean(mixture, limit) < 2.0) & (twohot_mean(mixture, limit) > -1.0)))
+    with pytest.raises(ValueError, match="slow_regularizer must be 0 or more"):
+        DreamerConfig(**TINY, slow_regularizer=-1.0)
 
 
 @pytest.fixture(scope="module")
