@@ -6,7 +6,10 @@ interface of :mod:`mnemax.backbones` (time-major, explicit resets)::
     obs [T, B, D] -> encoder MLP -> backbone (or nothing) -> actor head  -> logits or mean [T, B, A]
                                                           -> critic head -> value          [T, B]
 
-Feed-forward networks have no carry (``None``) and ignore ``resets``.
+Feed-forward networks have no carry (``None``) and ignore ``resets``. With
+``separate_critic`` the critic head reads a torso of its own (a second encoder
+and backbone, the layout of memorax and of CleanRL's separate networks), and
+the carry is the pair ``(actor carry, critic carry)``.
 
 An observation with named parts (a Dict observation flattened by
 :class:`~mnemax.envs.FlattenObservation`, e.g. a view and words) is split back
@@ -135,6 +138,8 @@ class ActorCritic(nn.Module):
       token_features: embedding width of each token of a token part.
       reconstruction: also decode the observation from the backbone's output (loss sown as
         ``aux_losses/reconstruction``).
+      separate_critic: give the critic its own encoder and backbone instead of sharing the actor's
+        (parameters ``critic_encoder*`` and ``critic_backbone``; twice the recurrent work per step).
     """
 
     action_dim: int
@@ -146,21 +151,29 @@ class ActorCritic(nn.Module):
     observation_parts: tuple[ObservationPart, ...] = ()
     token_features: int = 16
     reconstruction: bool = False
+    separate_critic: bool = False
 
     def initialize_carry(self, batch_size: int) -> Any:
-        """The backbone's initial carry for ``batch_size`` environments (``None`` when feed-forward)."""
-        return None if self.backbone is None else self.backbone.initialize_carry(batch_size)
+        """The backbone's initial carry for ``batch_size`` environments (``None`` when feed-forward;
+        ``(actor carry, critic carry)`` with ``separate_critic``)."""
+        if self.backbone is None:
+            return None
+        carry = self.backbone.initialize_carry(batch_size)
+        return (carry, self.backbone.initialize_carry(batch_size)) if self.separate_critic else carry
 
-    def encode(self, obs: jax.Array) -> jax.Array | dict[str, jax.Array]:
-        """The encoder's output: one array, or a dict of encoded parts for a backbone that reads parts."""
+    def encode(self, obs: jax.Array, prefix: str = "") -> jax.Array | dict[str, jax.Array]:
+        """The encoder's output: one array, or a dict of encoded parts for a backbone that reads parts.
+
+        ``prefix`` names a second encoder's parameters (the separate critic's).
+        """
         parts = self.observation_parts
         if len(parts) <= 1 and not any(part.tokens for part in parts):
-            return OrthogonalMLP(self.encoder_sizes, self.activation, name="encoder")(obs)
+            return OrthogonalMLP(self.encoder_sizes, self.activation, name=f"{prefix}encoder")(obs)
         values = split_parts(parts, obs)
         encoded = {
-            part.name: PartEncoder(part, self.encoder_sizes, self.activation, self.token_features, name=f"encoder_{part.name}")(
-                values[part.name]
-            )
+            part.name: PartEncoder(
+                part, self.encoder_sizes, self.activation, self.token_features, name=f"{prefix}encoder_{part.name}"
+            )(values[part.name])
             for part in parts
         }
         wanted = () if self.backbone is None else input_parts(self.backbone)
@@ -170,15 +183,23 @@ class ActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, carry: Any, obs: jax.Array, resets: jax.Array):
+        actor_carry, critic_carry = carry if self.separate_critic and self.backbone is not None else (carry, None)
         x = self.encode(obs)
         if self.backbone is not None:
-            carry, x = self.backbone(carry, x, resets)
+            actor_carry, x = self.backbone(actor_carry, x, resets)
+        critic_x = x
+        if self.separate_critic:
+            critic_x = self.encode(obs, prefix="critic_")
+            if self.backbone is not None:
+                critic_backbone = self.backbone.clone(parent=self, name="critic_backbone")
+                critic_carry, critic_x = critic_backbone(critic_carry, critic_x, resets)
+        carry = (actor_carry, critic_carry) if self.separate_critic and self.backbone is not None else actor_carry
         if self.reconstruction:
             parts = self.observation_parts or (ObservationPart("observation", obs.shape[-1]),)
             self.sow("aux_losses", "reconstruction", Reconstruction(parts, name="decoder")(x, obs))
         actor = OrthogonalMLP(self.head_sizes, self.activation, name="actor")(x)
         out = nn.Dense(self.action_dim, kernel_init=nn.initializers.orthogonal(0.01), name="actor_out")(actor)
-        critic = OrthogonalMLP(self.head_sizes, self.activation, name="critic")(x)
+        critic = OrthogonalMLP(self.head_sizes, self.activation, name="critic")(critic_x)
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="critic_out")(critic)[..., 0]
         if self.discrete:
             return carry, (out, value)

@@ -105,6 +105,7 @@ class PPOConfig:
     activation: str = "tanh"
     token_features: int = 16
     reconstruction_weight: float = 0.0
+    separate_critic: bool = False
 
     @property
     def steps_per_update(self) -> int:
@@ -277,6 +278,7 @@ def make_network(
         observation_parts=tuple(parts),
         token_features=config.token_features,
         reconstruction=config.reconstruction_weight > 0,
+        separate_critic=config.separate_critic,
     )
 
 

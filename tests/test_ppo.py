@@ -269,9 +269,15 @@ REPEAT = make_ppo_env("popgym/RepeatPreviousEasy")
 BACKBONE_OPTIONS = {"s5": {"num_layers": 1, "state_size": 8}}
 
 
-def recurrent_config(name: str) -> PPOConfig:
+def recurrent_config(name: str, separate_critic: bool = False) -> PPOConfig:
     spec = BackboneSpec.from_dict(name, 8, BACKBONE_OPTIONS.get(name, {}))
-    return dataclasses.replace(TINY, backbone=spec, encoder_sizes=(8,), head_sizes=(8,), num_steps=24)
+    return dataclasses.replace(
+        TINY, backbone=spec, encoder_sizes=(8,), head_sizes=(8,), num_steps=24, separate_critic=separate_critic
+    )
+
+
+# The recurrent checks run each core with the shared torso, and the GRU also with a critic torso of its own.
+SHARED_AND_SEPARATE = [("gru", False), ("s5", False), pytest.param("gru", True, id="gru-separate-critic")]
 
 
 class Clock(ConstantReward):
@@ -286,15 +292,15 @@ class Clock(ConstantReward):
         return jnp.full(1, state.time / params.max_steps_in_episode, jnp.float32), state, reward, terminated, info
 
 
-@pytest.mark.parametrize("name", ["gru", "s5"])
-def test_recurrent_bootstrap_values_the_truncated_episodes_own_last_observation(name):
+@pytest.mark.parametrize("name, separate_critic", SHARED_AND_SEPARATE)
+def test_recurrent_bootstrap_values_the_truncated_episodes_own_last_observation(name, separate_critic):
     """At a time limit, the bootstrap value is V(final observation) from the carry that episode built.
 
     popjaxrl's rollout instead values the next episode's first observation with
     a reset carry; that equals ``traj.values[t + 1]`` and differs from the value
     recomputed here step by step.
     """
-    config = recurrent_config(name)
+    config = recurrent_config(name, separate_critic)
     env, params = Clock(), ClockParams()
     trainer, rollout = make_trainer(config, env, params), make_rollout(config, env, params)
     network = make_network(config, 2, True)
@@ -323,13 +329,13 @@ def test_recurrent_bootstrap_values_the_truncated_episodes_own_last_observation(
     assert np.min(np.abs(np.asarray(next_values[:-1])[truncated[:-1]] - following)) > 1e-4
 
 
-SLOW_BACKBONES = [pytest.param(name, marks=pytest.mark.slow) for name in ("lstm", "lru", "s4d", "transformer")]
+SLOW_BACKBONES = [pytest.param(name, False, marks=pytest.mark.slow) for name in ("lstm", "lru", "s4d", "transformer")]
 
 
-@pytest.mark.parametrize("name", ["gru", "s5", *SLOW_BACKBONES])
-def test_sequence_mode_reproduces_acting_values_and_log_probs(name):
+@pytest.mark.parametrize("name, separate_critic", [*SHARED_AND_SEPARATE, *SLOW_BACKBONES])
+def test_sequence_mode_reproduces_acting_values_and_log_probs(name, separate_critic):
     """Re-running the rollout in sequence mode from its start carry must give what acting saw."""
-    config = recurrent_config(name)  # on CartPole, whose random-policy episodes end within the rollout
+    config = recurrent_config(name, separate_critic)  # on CartPole, whose random-policy episodes end within the rollout
     trainer = make_trainer(config, *CARTPOLE)
     rollout = make_rollout(config, *CARTPOLE)
     network = make_network(config, 2, True)
@@ -349,6 +355,28 @@ def test_sequence_mode_reproduces_acting_values_and_log_probs(name):
     # Where no episode ended, the bootstrap value is the next step's value.
     same = ~np.asarray(traj.dones[:-1])
     np.testing.assert_allclose(np.asarray(next_values[:-1])[same], np.asarray(traj.values[1:])[same], atol=1e-5)
+
+
+def test_separate_critic_has_a_torso_of_its_own():
+    """With ``separate_critic`` the value depends on the critic's encoder and backbone only, the policy on the actor's."""
+    config = recurrent_config("gru", separate_critic=True)
+    network = make_network(config, 2, True)
+    carry = network.initialize_carry(3)
+    inputs, starts = jax.random.normal(jax.random.key(1), (5, 3, 4)), jnp.zeros((5, 3), bool).at[0].set(True)
+    params = network.init(jax.random.key(0), carry, inputs, starts)["params"]
+    assert {"encoder", "backbone", "critic_encoder", "critic_backbone"} <= set(params)
+    assert len(carry) == 2 and all(leaf.shape[0] == 3 for leaf in jax.tree.leaves(carry))
+
+    def outputs(p):
+        _, (logits, values) = network.apply({"params": p}, carry, inputs, starts)
+        return jnp.sum(logits), jnp.sum(values)
+
+    policy_grads = jax.grad(lambda p: outputs(p)[0])(params)
+    value_grads = jax.grad(lambda p: outputs(p)[1])(params)
+    norm = lambda tree: float(sum(jnp.sum(jnp.abs(x)) for x in jax.tree.leaves(tree)))  # noqa: E731
+    assert norm(policy_grads["critic_backbone"]) == 0.0 and norm(policy_grads["critic_encoder"]) == 0.0
+    assert norm(value_grads["backbone"]) == 0.0 and norm(value_grads["encoder"]) == 0.0
+    assert norm(value_grads["critic_backbone"]) > 0.0 and norm(policy_grads["backbone"]) > 0.0
 
 
 @pytest.mark.parametrize("name", ["gru", "s5"])
