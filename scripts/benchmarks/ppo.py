@@ -47,6 +47,7 @@ POPJAXRL = PPOConfig(
 )
 GRU_256 = BackboneSpec("gru", 256)
 GRU_128 = BackboneSpec("gru", 128)
+GRU_64 = BackboneSpec("gru", 64)
 S5_POPJAXRL = BackboneSpec.from_dict("s5", 256, {"num_layers": 4, "state_size": 256})
 # The S5 of configs/backbone/s5.yaml (the default `python scripts/train.py`): 2 layers x 64, state 64.
 S5_DEFAULT = BackboneSpec.from_dict("s5", 64, {"num_layers": 2, "state_size": 64})
@@ -74,6 +75,11 @@ def _case(config: PPOConfig, env_name: str, updates: int, seeds: int = 1):
     else:
         state = jax.jit(init)(jax.random.key(0))
     return run, state, config.steps_per_update * updates * seeds
+
+
+def _parameters(state, seeds: int = 1) -> int:
+    """One seed's network parameters in a runner state (of ``seeds`` vmapped seeds)."""
+    return sum(int(leaf.size) for leaf in jax.tree.leaves(state.params)) // seeds
 
 
 def _minibatch_gradient(config: PPOConfig, env, env_params, rows: int, steps: int):
@@ -143,17 +149,25 @@ def _arithmetic(name: str, fn, *args) -> list:
     return [name, timing.best_seconds * 1e3, flops, flops / timing.best_seconds]
 
 
+def _ratio(ours: list[float], theirs: list[float]) -> tuple[str, str]:
+    """Per-round ``their seconds / our seconds`` (our speed-up): the median and the min-max, as text."""
+    ratios = sorted(t / o for o, t in zip(ours, theirs))
+    return f"{ratios[len(ratios) // 2]:.2f}x", f"{ratios[0]:.2f}x-{ratios[-1]:.2f}x"
+
+
 def _peer_table(cases: list, quick: bool) -> Table:
     """mnemax's PPO and memorax's at identical settings, timed call after call in this process.
 
     ``cases`` are ``(name, config, env, updates)`` rows of the throughput table,
     whose compile column holds mnemax's compile seconds for the same programs
-    (here they would be read from the compilation cache).
+    (here they would be read from the compilation cache). A recurrent case
+    also times mnemax with a separate critic torso, memorax's layout.
     """
     table = Table(
         "mnemax vs memorax PPO, same settings, interleaved in one process",
-        ["case", "mnemax params", "memorax params", "memorax compile s",
-         "mnemax steps/s", "memorax steps/s", "ratio (median)", "ratio (min-max over rounds)"],
+        ["case", "params: mnemax / separate critic / memorax", "memorax compile s",
+         "steps/s: mnemax / separate critic / memorax", "ratio, defaults: median (min-max)",
+         "ratio, like for like: median (min-max)"],
     )
     try:
         from benchmarks.memorax_peer import memorax_case
@@ -166,28 +180,34 @@ def _peer_table(cases: list, quick: bool) -> Table:
         env, env_params = _env(env_name)
         peer = memorax_case(dataclasses.replace(config, total_steps=steps), env, env_params, case_updates)
         assert peer.env_steps == steps, (peer.env_steps, steps)
-        mnemax_time, memorax_time = measure_interleaved(
-            [(ours, (state,)), (peer.run, peer.args)], rounds=3 if quick else 7, min_seconds=0.0 if quick else 5.0
-        )
-        ratios = sorted(m / o for o, m in zip(mnemax_time.seconds, memorax_time.seconds))
-        parameters = sum(int(leaf.size) for leaf in jax.tree.leaves(state.params))
+        programs = [(peer.run, peer.args), (ours, (state,))]
+        if config.recurrent:  # memorax's layout: a second encoder and core for the critic
+            separate, separate_state, _ = _case(dataclasses.replace(config, separate_critic=True), env_name, case_updates)
+            programs.append((separate, (separate_state,)))
+        timings = measure_interleaved(programs, rounds=3 if quick else 7, min_seconds=0.0 if quick else 5.0)
+        theirs, default = timings[0], timings[1]
+        like = timings[2] if config.recurrent else default  # feed-forward networks are separate in both already
+        params = [_parameters(state), _parameters(separate_state) if config.recurrent else "same", peer.parameters]
+        rates = [steps / default.median_seconds,
+                 steps / like.median_seconds if config.recurrent else "same", steps / theirs.median_seconds]
         table.rows.append([
-            name, parameters, peer.parameters, memorax_time.compile_seconds,
-            steps / mnemax_time.median_seconds, steps / memorax_time.median_seconds,
-            f"{ratios[len(ratios) // 2]:.2f}x", f"{ratios[0]:.2f}x-{ratios[-1]:.2f}x",
+            name, " / ".join(f"{p:,}" if isinstance(p, int) else p for p in params), theirs.compile_seconds,
+            " / ".join(f"{r:,.0f}" if isinstance(r, float) else r for r in rates),
+            "{} ({})".format(*_ratio(default.seconds, theirs.seconds)),
+            "{} ({})".format(*_ratio(like.seconds, theirs.seconds)),
         ])
         print(table.rows[-1], flush=True)
     table.note = (
-        "Ratio = mnemax steps/s over memorax steps/s, per round of one call each (the same env steps per call), "
-        "so a ratio above 1 means mnemax is faster. Same env (mnemax's, through a 5-value step adapter), batch, "
-        "epochs, minibatches, learning-rate schedule, encoder, core width and head sizes. **memorax builds separate "
-        "actor and critic networks**, each with its own encoder and core, so its recurrent rows run the core twice "
-        "where mnemax's shared torso runs it once; mnemax has no option to split them, so no like-for-like "
-        "recurrent ratio is given. Feed-forward networks are separate in both (purejaxrl's layout), so the "
-        "feed-forward row is like for like. memorax's S5 layer is its Memoroid (associative scan) in a pre-norm "
+        "Ratio = mnemax steps/s over memorax steps/s, from each round's one call of every program (the same env "
+        "steps per call), so above 1 means mnemax is faster. Same env (mnemax's, through a 5-value step adapter), "
+        "batch, epochs, minibatches, learning-rate schedule, encoder, core width and head sizes. **memorax builds "
+        "separate actor and critic networks**, each with its own encoder and core, so it runs a recurrent core "
+        "twice where mnemax's default shared torso runs it once. *Defaults* compares the two libraries as they "
+        "come; *like for like* compares memorax with mnemax configured the same way (`agent.separate_critic=true`, "
+        "the middle figures). Feed-forward networks are separate in both (purejaxrl's layout), so there both "
+        "ratios are the same comparison. memorax's S5 layer is its Memoroid (associative scan) in a pre-norm "
         "residual block followed by a gated feed-forward block; mnemax's is its own S5 layer with a GELU-GLU "
-        "output. The parameter columns count both networks of memorax and mnemax's one network; mnemax's compile "
-        "seconds for these programs are in the throughput table's rows of the same name."
+        "output, hence the different parameter counts. mnemax's compile seconds are in the throughput table."
     )
     return table
 
@@ -211,6 +231,14 @@ def run(quick: bool = False) -> list[Table]:
          "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, False),
         ("s5 2x64 (configs default) RepeatPreviousEasy 4x128 (purejaxrl rnn)",
          dataclasses.replace(PUREJAXRL_RNN, backbone=S5_DEFAULT), "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, True),
+        ("gru64 RepeatPreviousEasy 4x128 (purejaxrl rnn; s5 2x64's width)",
+         dataclasses.replace(PUREJAXRL_RNN, backbone=GRU_64), "popgym/RepeatPreviousEasy", 2 if quick else 10, 1, False),
+        ("gru128 RepeatPreviousEasy 4x128 (purejaxrl rnn, separate critic)",
+         dataclasses.replace(PUREJAXRL_RNN, backbone=GRU_128, separate_critic=True), "popgym/RepeatPreviousEasy",
+         2 if quick else 10, 1, False),
+        ("s5 2x64 RepeatPreviousEasy 4x128 (purejaxrl rnn, separate critic)",
+         dataclasses.replace(PUREJAXRL_RNN, backbone=S5_DEFAULT, separate_critic=True), "popgym/RepeatPreviousEasy",
+         2 if quick else 10, 1, False),
         ("gru128 RepeatPreviousEasy 64x128 (purejaxrl rnn, 64 envs)",
          dataclasses.replace(PUREJAXRL_RNN, backbone=GRU_128, num_envs=64), "popgym/RepeatPreviousEasy",
          1 if quick else 2, 1, True),
@@ -221,11 +249,12 @@ def run(quick: bool = False) -> list[Table]:
     ]
     table = Table(
         "PPO throughput (steps/s after compilation)",
-        ["case", "env steps per call", "compile s", "seconds per call", "steps/s", "peak MB"],
+        ["case", "parameters", "env steps per call", "compile s", "seconds per call", "steps/s", "peak MB"],
         note=(
             "One call runs the listed number of whole PPO updates (rollout, GAE, all epochs) under one jit. "
-            "Like-for-like ratios: rows at the same shape with cores of the same width (gru128 vs s5 2x64 are "
-            "not: different width and parameter count); peer ratios are in the next table."
+            "Parameters are one seed's network. Compare cores like for like: same shape and width (s5 2x64 with "
+            "gru64, s5 4x256 with gru256), with the parameter counts beside them; gru128 against s5 2x64 differs "
+            "in both. Peer ratios are in the next table."
         ),
     )
     for name, config, env_name, updates, seeds, _ in cases:
@@ -233,7 +262,8 @@ def run(quick: bool = False) -> list[Table]:
         # Short calls repeat for 5 s so that the median rides out a noisy machine; popjaxrl's shape runs once.
         long = steps >= 65536
         m = measure(fn, state, repeats=1 if quick or long else 3, min_seconds=0.0 if quick or long else 5.0, warmup=not long)
-        table.rows.append([name, steps, m.compile_seconds, m.median_seconds, steps / m.median_seconds, megabytes(m.peak_bytes)])
+        table.rows.append([name, _parameters(state, seeds), steps, m.compile_seconds, m.median_seconds,
+                           steps / m.median_seconds, megabytes(m.peak_bytes)])
         print(table.rows[-1], flush=True)
     peers = _peer_table([case[:4] for case in cases if case[5]], quick)
     breakdown = Table(
