@@ -25,9 +25,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from mnemax.experiment.compare import parameter_count, resumable_run
+from mnemax.experiment.composition import load_run_config
 from mnemax.experiment.markdown import replace_section
 from mnemax.experiment.plots import _matplotlib
-from mnemax.experiment.run_folder import load_metrics
+from mnemax.experiment.run_folder import load_metrics, read_summary
 
 # Tasks where memory matters and PPO learns something at CPU budgets.
 TASKS = (
@@ -85,17 +86,29 @@ def cell_overrides(task: str, core: str, total_steps: int, seeds: int, common: S
 
 
 def run_grid(tasks: Sequence[str], cores: Sequence[str], root: Path, total_steps: int, seeds: int,
-             common: Sequence[str] = (), log=print) -> list[LeaderboardCell]:
-    """Train (or skip, or continue) every cell, task by task; returns the finished cells in order."""
+             common: Sequence[str] = (), log=print, train: bool = True) -> list[LeaderboardCell]:
+    """Train (or skip, or continue) every cell, task by task; returns the finished cells in order.
+
+    With ``train=False`` nothing is trained: the finished cells are read back
+    and the others are named as not run yet, so a grid that takes several
+    sittings can be reported at any point.
+    """
     cells = []
     for task in tasks:
         for core in cores:
             run_dir = root / task.replace("/", "-") / core
-            config, result = resumable_run(cell_overrides(task, core, total_steps, seeds, common), run_dir)
+            overrides = cell_overrides(task, core, total_steps, seeds, common)
+            if train:
+                config, result = resumable_run(overrides, run_dir)
+                word = "already done" if result.already_finished else "trained"
+            elif (read_summary(run_dir) or {}).get("status") == "finished":
+                config, word = load_run_config([*overrides, f"run_dir={run_dir}", "resume=true"]), "finished"
+            else:
+                log(f"{task} {core}: not run yet")
+                continue
             returns = load_metrics(run_dir)["episode_return"]
             summary = json.loads((run_dir / "summary.json").read_text())
             cell = LeaderboardCell(task, core, run_dir, summary, mmer(returns), final_returns(returns), parameter_count(config))
-            word = "already done" if result.already_finished else "trained"
             log(f"{task} {core}: {word}; MMER {cell.mmer.mean():.3f}, final {cell.final.mean():.3f}")
             cells.append(cell)
     return cells
@@ -159,12 +172,18 @@ def plot(cells: Sequence[LeaderboardCell], path: str | os.PathLike) -> None:
 
 
 def write_report(cells: Sequence[LeaderboardCell], doc: str | os.PathLike, figure: str | os.PathLike,
-                 command: str, machine: str, total_steps: int, seeds: int) -> None:
+                 command: str, machine: str, total_steps: int, seeds: int, planned: int | None = None) -> None:
+    """Write the tables and the heat map; ``planned`` (the grid's size) names how many cells are still missing."""
     plot(cells, figure)
     doc, figure = Path(doc), Path(figure)
+    progress = ""
+    if planned is not None and planned > len(cells):
+        progress = (f"**{len(cells)} of {planned} cells are finished**; the ranking covers those only. "
+                    "The same command without `--report-only` trains the rest.\n\n")
     block = (
         f"Command: `{command}`\n\nMachine: {machine}. {seeds} seeds per cell (vmapped), {total_steps:,} env steps per seed; "
         "PPO with the settings of configs/agent/ppo.yaml and every core at the width of its configs/backbone/<name>.yaml.\n\n"
+        f"{progress}"
         f"{markdown_tables(cells)}\n\n![final return per task and core]({os.path.relpath(figure, doc.parent)})"
     )
     replace_section(doc, "results", block, "# POPGym leaderboard\n\n")

@@ -8,6 +8,8 @@ table (MMER, final return, steps/s, compile seconds) and a heat map into
 docs/LEADERBOARD.md and docs/leaderboard.png. Rerunning the same command
 skips finished cells and continues a stopped one (Ctrl-C is safe); a larger
 ``--total-steps`` starts a new root, the same program at a bigger budget.
+``--report-only`` trains nothing and writes the doc from the cells finished so
+far, saying how many are missing.
 """
 
 from __future__ import annotations
@@ -29,19 +31,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                        results=ROOT / "docs" / "results")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--cores", nargs="+", default=list(CORES))
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: write the doc from the cells finished so far and list the missing ones")
     return parser.parse_args(argv)
 
 
 def train(args: argparse.Namespace, total_steps: int, root: Path) -> list:
     from mnemax.experiment.leaderboard import run_grid
 
-    return run_grid(args.tasks, args.cores, root, total_steps, args.seeds, args.override)
+    return run_grid(args.tasks, args.cores, root, total_steps, args.seeds, args.override, train=not args.report_only)
 
 
 def report(args: argparse.Namespace, cells: list, total_steps: int, command: str, machine: str) -> None:
     from mnemax.experiment.leaderboard import write_report
 
-    write_report(cells, args.doc, args.figure, command, machine, total_steps, args.seeds)
+    command = command.replace(" --report-only", "")  # the doc names the command that trains the grid
+    write_report(cells, args.doc, args.figure, command, machine, total_steps, args.seeds,
+                 planned=len(args.tasks) * len(args.cores))
 
 
 def main(argv: list[str] | None = None) -> None:

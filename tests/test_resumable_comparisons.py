@@ -49,6 +49,17 @@ def test_leaderboard_rerun_skips_finished_cells(tmp_path):
     leaderboard.write_report(first, tmp_path / "LB.md", tmp_path / "lb.png", "cmd", "machine", 128, 2)
     text = (tmp_path / "LB.md").read_text()
     assert "| popgym/RepeatPreviousEasy | gru |" in text and (tmp_path / "lb.png").exists()
+    assert "cells are finished" not in text  # the whole grid is there
+
+    # Reporting part of a bigger grid trains nothing: finished cells are read back, the missing one is named.
+    logged.clear()
+    partial = leaderboard.run_grid(tasks, [*cores, "lstm"], tmp_path, 128, 2, TINY, log=logged.append, train=False)
+    assert [c.core for c in partial] == cores and logged[-1] == "popgym/RepeatPreviousEasy lstm: not run yet"
+    for a, b in zip(first, partial):
+        np.testing.assert_array_equal(a.final, b.final)
+    assert not (tmp_path / "popgym-RepeatPreviousEasy" / "lstm").exists()
+    leaderboard.write_report(partial, tmp_path / "LB.md", tmp_path / "lb.png", "cmd", "machine", 128, 2, planned=3)
+    assert "**2 of 3 cells are finished**" in (tmp_path / "LB.md").read_text()
 
 
 def test_grounded_cell_is_evaluated_once_and_reused(tmp_path):
