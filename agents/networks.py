@@ -183,7 +183,8 @@ class ActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, carry: Any, obs: jax.Array, resets: jax.Array):
-        actor_carry, critic_carry = carry if self.separate_critic and self.backbone is not None else (carry, None)
+        paired = self.separate_critic and self.backbone is not None  # the carry is (actor carry, critic carry)
+        actor_carry, critic_carry = carry if paired else (carry, None)
         x = self.encode(obs)
         if self.backbone is not None:
             actor_carry, x = self.backbone(actor_carry, x, resets)
@@ -193,7 +194,7 @@ class ActorCritic(nn.Module):
             if self.backbone is not None:
                 critic_backbone = self.backbone.clone(parent=self, name="critic_backbone")
                 critic_carry, critic_x = critic_backbone(critic_carry, critic_x, resets)
-        carry = (actor_carry, critic_carry) if self.separate_critic and self.backbone is not None else actor_carry
+        carry = (actor_carry, critic_carry) if paired else actor_carry
         if self.reconstruction:
             parts = self.observation_parts or (ObservationPart("observation", obs.shape[-1]),)
             self.sow("aux_losses", "reconstruction", Reconstruction(parts, name="decoder")(x, obs))
