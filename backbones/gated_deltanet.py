@@ -5,7 +5,9 @@ Delta Networks: Improving Mamba2 with Delta Rule", eq. 10)::
 
     S_t = alpha_t S_{t-1} (I - beta_t k_t k_t^T) + beta_t v_t k_t^T,    o_t = S_t q_t
 
-with ``q_t, k_t`` L2-normalised per head, ``beta_t = sigmoid(w_beta . x_t)`` and,
+where ``q_t, k_t, v_t`` are projections of ``x_t`` passed through a short causal
+convolution (``conv_size`` steps, then SiLU; short_conv.py) as in the paper's
+architecture, ``q_t, k_t`` L2-normalised per head, ``beta_t = sigmoid(w_beta . x_t)`` and,
 for the gated core, ``alpha_t = sigmoid(w_alpha . x_t + b)`` (``deltanet`` fixes
 ``alpha = 1``). The bias ``b`` starts spread over heads so that the initial
 decays run from 0.88 to 0.9975 (memory horizons of about 8 to 400 steps).
@@ -33,6 +35,7 @@ import jax.numpy as jnp
 from mnemax.backbones.delta_rule import gated_delta_rule
 from mnemax.backbones.memory_stack import MemoryStack
 from mnemax.backbones.registry import register
+from mnemax.backbones.short_conv import ConvolvedState, conv_history, convolved_projections
 
 
 def split_heads(x: jax.Array, heads: int) -> jax.Array:
@@ -57,7 +60,10 @@ def decay_bias_init(key, shape, dtype=jnp.float32):
 
 
 class DeltaRuleMixer(nn.Module):
-    """One multi-head (gated) delta-rule layer: ``(S [B, H, d, d], x [T, B, F], resets) -> (S, o [T, B, F])``."""
+    """One multi-head (gated) delta-rule layer: ``(ConvolvedState, x [T, B, F], resets) -> (state, o [T, B, F])``.
+
+    ``state.core`` is the memory ``S [B, H, d, d]``, ``state.conv`` the window of the q/k/v convolution.
+    """
 
     features: int
     num_heads: int
@@ -65,20 +71,22 @@ class DeltaRuleMixer(nn.Module):
     negative_eigenvalues: bool
     method: str
     chunk_size: int
+    conv_size: int
 
     @nn.compact
-    def __call__(self, state: jax.Array, x: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
-        dense = lambda width, name, **kw: nn.Dense(width, name=name, **kw)(x)
-        q = l2_normalise(split_heads(dense(self.features, "query", use_bias=False), self.num_heads))
-        k = l2_normalise(split_heads(dense(self.features, "key", use_bias=False), self.num_heads))
-        v = split_heads(dense(self.features, "value", use_bias=False), self.num_heads)
-        beta = write_strength(dense(self.num_heads, "beta"), self.negative_eigenvalues)  # [T, B, H]
+    def __call__(self, state: ConvolvedState, x: jax.Array, resets: jax.Array) -> tuple[ConvolvedState, jax.Array]:
+        width = self.features
+        history, (q, k, v) = convolved_projections(x, (width, width, width), state.conv, resets, self.conv_size)
+        q = l2_normalise(split_heads(q, self.num_heads))
+        k = l2_normalise(split_heads(k, self.num_heads))
+        v = split_heads(v, self.num_heads)
+        beta = write_strength(nn.Dense(self.num_heads, name="beta")(x), self.negative_eigenvalues)  # [T, B, H]
         if self.gated:
-            log_alpha = jax.nn.log_sigmoid(dense(self.num_heads, "alpha", bias_init=decay_bias_init))
+            log_alpha = jax.nn.log_sigmoid(nn.Dense(self.num_heads, name="alpha", bias_init=decay_bias_init)(x))
         else:
             log_alpha = jnp.zeros_like(beta)
-        state, out = gated_delta_rule(state, q, k, v, beta, log_alpha, resets, self.method, self.chunk_size)
-        return state, out.reshape(*out.shape[:2], self.features)
+        memory, out = gated_delta_rule(state.core, q, k, v, beta, log_alpha, resets, self.method, self.chunk_size)
+        return ConvolvedState(memory, history), out.reshape(*out.shape[:2], self.features)
 
 
 @register("deltanet")
@@ -88,13 +96,16 @@ class DeltaNet(MemoryStack):
     Options: ``num_layers`` (2), ``num_heads`` (2; ``features`` must divide
     evenly), ``negative_eigenvalues`` (False: ``beta`` in (0, 1); True: (0, 2)),
     ``method`` ("auto", "chunkwise", "sequential"; see delta_rule.py),
-    ``chunk_size`` (32, steps per chunk of the chunkwise form). Carry: one
-    ``[B, heads, d, d]`` float32 memory per layer, ``d = features / heads``.
+    ``chunk_size`` (32, steps per chunk of the chunkwise form), ``conv_size``
+    (4, steps of the short convolution on queries, keys and values). Carry: a
+    :class:`ConvolvedState` per layer, the ``[B, heads, d, d]`` float32 memory
+    (``d = features / heads``) and the convolution's ``[B, conv_size - 1, 3 features]`` window.
     """
 
     num_heads: int = 2
     negative_eigenvalues: bool = False
     chunk_size: int = 32
+    conv_size: int = 4
     gated: ClassVar[bool] = False
 
     def check_options(self) -> None:
@@ -104,16 +115,24 @@ class DeltaNet(MemoryStack):
                 f"features ({self.features}) must split evenly into num_heads ({self.num_heads}) heads; "
                 "pick num_heads dividing features."
             )
-        if self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}.")
+        if self.chunk_size < 1 or self.conv_size < 1:
+            raise ValueError(f"chunk_size and conv_size must be at least 1, got {self.chunk_size} and {self.conv_size}.")
 
-    def layer_state(self, batch_size: int) -> jax.Array:
+    def layer_state(self, batch_size: int) -> ConvolvedState:
         size = self.features // self.num_heads
-        return jnp.zeros((batch_size, self.num_heads, size, size), jnp.float32)
+        memory = jnp.zeros((batch_size, self.num_heads, size, size), jnp.float32)
+        return ConvolvedState(memory, conv_history(batch_size, self.conv_size, 3 * self.features))
 
     def make_mixer(self, name: str) -> DeltaRuleMixer:
         return DeltaRuleMixer(
-            self.features, self.num_heads, self.gated, self.negative_eigenvalues, self.method, self.chunk_size, name=name
+            self.features,
+            self.num_heads,
+            self.gated,
+            self.negative_eigenvalues,
+            self.method,
+            self.chunk_size,
+            self.conv_size,
+            name=name,
         )
 
 

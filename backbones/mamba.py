@@ -40,6 +40,7 @@ import jax.numpy as jnp
 from mnemax.backbones.mixer_stack import MixerStack, diagonal_scan_method
 from mnemax.backbones.registry import register
 from mnemax.backbones.scan import selective_scan
+from mnemax.backbones.short_conv import episode_causal_conv
 
 
 class MambaState(NamedTuple):
@@ -47,32 +48,6 @@ class MambaState(NamedTuple):
 
     ssm: jax.Array
     conv: jax.Array
-
-
-def episode_causal_conv(history: jax.Array, u: jax.Array, resets: jax.Array, kernel: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Depthwise causal convolution whose window stops at the most recent reset.
-
-    Args:
-      history: ``[B, K - 1, E]`` the previous call's last inputs, oldest first.
-      u: ``[T, B, E]`` new inputs. resets: ``[T, B]`` bool.
-      kernel: ``[K, E]``; ``kernel[K - 1]`` weighs the current step.
-
-    Returns:
-      ``(outputs [T, B, E], history [B, K - 1, E])``, the new history zeroed
-      where it belongs to an episode other than the last step's.
-    """
-    size, steps = kernel.shape[0], u.shape[0]
-    full = jnp.concatenate([jnp.swapaxes(history, 0, 1), u])  # [K - 1 + T, B, E]
-    episode = jnp.cumsum(resets, axis=0, dtype=jnp.int32)  # [T, B]; the history is episode 0
-    full_episode = jnp.concatenate([jnp.zeros((size - 1, u.shape[1]), jnp.int32), episode])
-    outputs = jnp.zeros_like(u)
-    for tap in range(size):
-        same = (full_episode[tap : tap + steps] == episode)[..., None]
-        outputs = outputs + jnp.where(same, full[tap : tap + steps], 0.0) * kernel[tap]
-    tail = steps  # the last K - 1 entries of ``full`` start here (an empty slice when K = 1)
-    keep = (full_episode[tail:] == episode[-1])[..., None]
-    new_history = jnp.where(keep, full[tail:], 0.0)
-    return outputs, jnp.swapaxes(new_history, 0, 1)
 
 
 class MambaLayer(nn.Module):

@@ -4,7 +4,8 @@ Memory", Sec. 2.3 and App. A.3), multi-head and resettable.
 Each head keeps a matrix memory ``C [d, d]``, a normaliser ``n [d]`` and the
 stabiliser ``m`` (a scalar) that keeps the exponential input gate finite::
 
-    q_t, k_t, v_t = W_q x_t, W_k x_t / sqrt(d), W_v x_t     per head [d]
+    c_t  = silu(causal conv_K(x)_t)                          short convolution (short_conv.py)
+    q_t, k_t, v_t = W_q c_t, W_k c_t / sqrt(d), W_v x_t     per head [d]
     m_t  = max(log sigmoid(f~_t) + m_{t-1}, i~_t)           stabiliser (eq. 15)
     i_t  = exp(i~_t - m_t),  f_t = exp(log sigmoid(f~_t) + m_{t-1} - m_t)
     C_t  = f_t C_{t-1} + i_t v_t k_t^T
@@ -13,7 +14,9 @@ stabiliser ``m`` (a scalar) that keeps the exponential input gate finite::
     y_t  = W_out(sigmoid(W_o x_t) * HeadNorm(h~_t))
 
 with ``i~_t, f~_t`` scalars per head from ``x_t`` (the forget bias starts on
-``[3, 6]`` as in the paper). A reset restarts from ``C = 0, n = 0, m = 0``.
+``[3, 6]`` as in the paper). Queries and keys come from the convolved stream
+and values from the plain one, as in the paper's mLSTM block (Fig. 10). A
+reset restarts from ``C = 0, n = 0, m = 0`` and an empty convolution window.
 
 ``method="sequential"`` runs the recurrence step by step (``lax.scan``);
 ``"parallel"`` runs the chunkwise form: within a chunk of ``chunk_size``
@@ -37,6 +40,7 @@ import jax.numpy as jnp
 from mnemax.backbones.mixer_stack import MixerStack, reset_state
 from mnemax.backbones.registry import register
 from mnemax.backbones.scan import scan_in_chunks
+from mnemax.backbones.short_conv import ConvolvedState, ShortConv, conv_history
 
 _MASKED = -1e30  # log-weight of an entry across a reset: exp() of it is exactly 0, with zero gradient
 
@@ -108,30 +112,34 @@ class MLSTMLayer(nn.Module):
     num_heads: int
     chunk_size: int = 64
     method: str = "auto"
+    conv_size: int = 4
 
     @property
     def head_dim(self) -> int:
         return self.features // self.num_heads
 
-    def initial_state(self, batch_size: int) -> MLSTMState:
+    def initial_state(self, batch_size: int) -> ConvolvedState:
+        """An :class:`MLSTMState` of zeros and the empty convolution window ``[B, K - 1, features]``."""
         heads, d = self.num_heads, self.head_dim
-        return MLSTMState(
+        cell = MLSTMState(
             memory=jnp.zeros((batch_size, heads, d, d), jnp.float32),
             normalizer=jnp.zeros((batch_size, heads, d), jnp.float32),
             stabilizer=jnp.zeros((batch_size, heads), jnp.float32),
         )
+        return ConvolvedState(cell, conv_history(batch_size, self.conv_size, self.features))
 
     @nn.compact
-    def __call__(self, state: MLSTMState, x: jax.Array, resets: jax.Array) -> tuple[MLSTMState, jax.Array]:
+    def __call__(self, state: ConvolvedState, x: jax.Array, resets: jax.Array) -> tuple[ConvolvedState, jax.Array]:
         heads, d = self.num_heads, self.head_dim
-        projection = lambda name: nn.DenseGeneral((heads, d), name=name)(x)  # noqa: E731  [T, B, heads, d]
-        q, k, v = projection("query"), projection("key") / math.sqrt(d), projection("value")
+        history, c = ShortConv(self.conv_size, name="short_conv")(state.conv, x, resets)
+        projection = lambda name, source: nn.DenseGeneral((heads, d), name=name)(source)  # noqa: E731  [T, B, heads, d]
+        q, k, v = projection("query", c), projection("key", c) / math.sqrt(d), projection("value", x)
         input_gate = nn.Dense(heads, name="input_gate")(x)  # [T, B, heads]
         forget_bias = lambda key, shape, dtype=jnp.float32: jnp.linspace(3.0, 6.0, shape[0], dtype=dtype)  # noqa: E731
         log_forget = jax.nn.log_sigmoid(nn.Dense(heads, bias_init=forget_bias, name="forget_gate")(x))
 
         if x.shape[0] == 1 or self.method == "sequential":
-            state, h = mlstm_recurrent(state, q, k, v, input_gate, log_forget, resets)
+            cell, h = mlstm_recurrent(state.core, q, k, v, input_gate, log_forget, resets)
         else:
             packed = jnp.concatenate([q, k, v, input_gate[..., None], log_forget[..., None]], axis=-1)
 
@@ -139,10 +147,10 @@ class MLSTMLayer(nn.Module):
                 q, k, v, i, log_f = jnp.split(packed, [d, 2 * d, 3 * d, 3 * d + 1], axis=-1)
                 return mlstm_chunk(state, q, k, v, i[..., 0], log_f[..., 0], resets)
 
-            state, h = scan_in_chunks(run, state, packed, resets, self.chunk_size)
+            cell, h = scan_in_chunks(run, state.core, packed, resets, self.chunk_size)
         h = nn.LayerNorm(reduction_axes=-1, feature_axes=(-2, -1), name="head_norm")(h)
         h = (nn.sigmoid(nn.Dense(self.features, name="output_gate")(x)) * h.reshape(*h.shape[:2], -1))
-        return state, nn.Dense(self.features, name="out_projection")(h)
+        return ConvolvedState(cell, history), nn.Dense(self.features, name="out_projection")(h)
 
 
 @register("mlstm")
@@ -150,22 +158,30 @@ class MLSTM(MixerStack):
     """Stacked resettable multi-head mLSTM layers (see mixer_stack.py for the residual block).
 
     Options: ``num_layers`` (2), ``num_heads`` (4; ``features`` must split
-    into them), ``chunk_size`` (64, steps per parallel chunk), ``method``
-    (``"auto"``, ``"sequential"``, ``"parallel"``).
+    into them), ``chunk_size`` (64, steps per parallel chunk), ``conv_size``
+    (4, steps of the short convolution that feeds queries and keys),
+    ``method`` (``"auto"``, ``"sequential"``, ``"parallel"``). Carry: a
+    :class:`ConvolvedState` per layer.
     """
 
     num_heads: int = 4
     chunk_size: int = 64
+    conv_size: int = 4
 
     def check_options(self) -> None:
         super().check_options()
-        if self.num_heads < 1 or self.chunk_size < 1 or self.features % self.num_heads:
+        if self.num_heads < 1 or min(self.chunk_size, self.conv_size) < 1 or self.features % self.num_heads:
             raise ValueError(
                 f"mLSTM features={self.features} must split into num_heads={self.num_heads} equal heads "
-                f"and chunk_size={self.chunk_size} must be >= 1."
+                f"and chunk_size={self.chunk_size} and conv_size={self.conv_size} must be >= 1."
             )
 
     def make_mixer(self, **naming) -> MLSTMLayer:
         return MLSTMLayer(
-            features=self.features, num_heads=self.num_heads, chunk_size=self.chunk_size, method=self.method, **naming
+            features=self.features,
+            num_heads=self.num_heads,
+            chunk_size=self.chunk_size,
+            method=self.method,
+            conv_size=self.conv_size,
+            **naming,
         )

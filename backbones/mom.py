@@ -14,7 +14,9 @@ the whole layer is one call of delta_rule.py with the memories as heads: an
 unselected memory gets ``beta = 0, alpha = 1`` and keeps its value exactly, and
 a reset (``alpha <- 0`` for every memory) clears them all. ``q_t`` is shared by
 the memories, as in the paper. ``negative_eigenvalues`` lets ``beta`` range over
-``(0, 2)`` as in gated_deltanet.py.
+``(0, 2)`` as in gated_deltanet.py. Queries, keys and values pass through a short
+causal convolution (``conv_size`` steps, then SiLU), as in the paper's Gated
+DeltaNet memories (short_conv.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mnemax.backbones.delta_rule import gated_delta_rule
 from mnemax.backbones.gated_deltanet import decay_bias_init, l2_normalise, split_heads, write_strength
 from mnemax.backbones.memory_stack import MemoryStack
 from mnemax.backbones.registry import register
+from mnemax.backbones.short_conv import ConvolvedState, conv_history, convolved_projections
 
 
 def route(logits: jax.Array, top_k: int) -> tuple[jax.Array, jax.Array]:
@@ -42,7 +45,11 @@ def route(logits: jax.Array, top_k: int) -> tuple[jax.Array, jax.Array]:
 
 
 class MixtureOfMemoriesMixer(nn.Module):
-    """One MoM layer: ``(M [B, E + 1, d, d], x [T, B, F], resets) -> (M, o [T, B, F])``; the shared memory is last."""
+    """One MoM layer: ``(ConvolvedState, x [T, B, F], resets) -> (state, o [T, B, F])``.
+
+    ``state.core`` holds the memories ``M [B, E + 1, d, d]`` (the shared one last),
+    ``state.conv`` the window of the q/k/v convolution.
+    """
 
     features: int
     num_memories: int
@@ -51,24 +58,25 @@ class MixtureOfMemoriesMixer(nn.Module):
     negative_eigenvalues: bool
     method: str
     chunk_size: int
+    conv_size: int
 
     @nn.compact
-    def __call__(self, state: jax.Array, x: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, state: ConvolvedState, x: jax.Array, resets: jax.Array) -> tuple[ConvolvedState, jax.Array]:
         count, size = self.num_memories + 1, self.memory_size
         selected, weights = route(nn.Dense(self.num_memories, use_bias=False, name="router")(x), self.top_k)
         always = jnp.ones((*x.shape[:2], 1), x.dtype)
         active = jnp.concatenate([selected, always], axis=-1)  # [T, B, E + 1]
         mixing = jnp.concatenate([weights, always], axis=-1)
 
-        q = l2_normalise(nn.Dense(size, use_bias=False, name="query")(x))[:, :, None, :]
-        q = jnp.broadcast_to(q, (*x.shape[:2], count, size))  # one query read from every memory
-        k = l2_normalise(split_heads(nn.Dense(count * size, use_bias=False, name="key")(x), count))
-        v = split_heads(nn.Dense(count * size, use_bias=False, name="value")(x), count)
+        history, (q, k, v) = convolved_projections(x, (size, count * size, count * size), state.conv, resets, self.conv_size)
+        q = jnp.broadcast_to(l2_normalise(q)[:, :, None, :], (*x.shape[:2], count, size))  # one query read from every memory
+        k = l2_normalise(split_heads(k, count))
+        v = split_heads(v, count)
         beta = active * write_strength(nn.Dense(count, name="beta")(x), self.negative_eigenvalues)
         log_alpha = active * jax.nn.log_sigmoid(nn.Dense(count, name="alpha", bias_init=decay_bias_init)(x))
-        state, out = gated_delta_rule(state, q, k, v, beta, log_alpha, resets, self.method, self.chunk_size)
+        memories, out = gated_delta_rule(state.core, q, k, v, beta, log_alpha, resets, self.method, self.chunk_size)
         read = jnp.einsum("tbm,tbmd->tbd", mixing, out)  # [T, B, d]
-        return state, nn.Dense(self.features, use_bias=False, name="output")(read)
+        return ConvolvedState(memories, history), nn.Dense(self.features, use_bias=False, name="output")(read)
 
 
 @register("mom")
@@ -78,8 +86,10 @@ class MixtureOfMemories(MemoryStack):
     Options: ``num_layers`` (2), ``num_memories`` (4, routed memories per layer),
     ``top_k`` (2, memories written and read per token), ``memory_size``
     (``d``; default ``features / 4``), ``negative_eigenvalues`` (False),
-    ``method`` and ``chunk_size`` (delta_rule.py). Carry: one
-    ``[B, num_memories + 1, d, d]`` float32 array per layer.
+    ``method`` and ``chunk_size`` (delta_rule.py), ``conv_size`` (4, steps of
+    the short convolution on queries, keys and values). Carry: a
+    :class:`ConvolvedState` per layer, the ``[B, num_memories + 1, d, d]``
+    float32 memories and the convolution's window.
     """
 
     num_memories: int = 4
@@ -87,6 +97,7 @@ class MixtureOfMemories(MemoryStack):
     memory_size: int | None = None
     negative_eigenvalues: bool = False
     chunk_size: int = 32
+    conv_size: int = 4
 
     @property
     def _memory_size(self) -> int:
@@ -98,12 +109,16 @@ class MixtureOfMemories(MemoryStack):
             raise ValueError(
                 f"top_k must lie in [1, num_memories] = [1, {self.num_memories}], got {self.top_k}."
             )
-        if self._memory_size < 1 or self.chunk_size < 1:
-            raise ValueError(f"memory_size and chunk_size must be at least 1, got {self._memory_size} and {self.chunk_size}.")
+        if min(self._memory_size, self.chunk_size, self.conv_size) < 1:
+            raise ValueError(
+                "memory_size, chunk_size and conv_size must be at least 1, got "
+                f"{self._memory_size}, {self.chunk_size} and {self.conv_size}."
+            )
 
-    def layer_state(self, batch_size: int) -> jax.Array:
-        size = self._memory_size
-        return jnp.zeros((batch_size, self.num_memories + 1, size, size), jnp.float32)
+    def layer_state(self, batch_size: int) -> ConvolvedState:
+        size, count = self._memory_size, self.num_memories + 1
+        memories = jnp.zeros((batch_size, count, size, size), jnp.float32)
+        return ConvolvedState(memories, conv_history(batch_size, self.conv_size, (2 * count + 1) * size))
 
     def make_mixer(self, name: str) -> MixtureOfMemoriesMixer:
         return MixtureOfMemoriesMixer(
@@ -114,5 +129,6 @@ class MixtureOfMemories(MemoryStack):
             self.negative_eigenvalues,
             self.method,
             self.chunk_size,
+            self.conv_size,
             name=name,
         )

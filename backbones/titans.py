@@ -10,7 +10,9 @@ gradient of the associative-recall loss (Sec. 3.1, eqs. 12-14)::
     y_t = M_{W_t}(q_t)
 
 with data-dependent ``eta_t, theta_t, a_t`` (sigmoids of projections of
-``x_t``; ``theta_t`` scaled to ``(0, max_learning_rate)``) and L2-normalised ``q_t, k_t``. ``W_0`` are learned initial weights; the
+``x_t``; ``theta_t`` scaled to ``(0, max_learning_rate)``) and L2-normalised ``q_t, k_t``.
+Queries, keys and values are projections of ``x_t`` through a short causal
+convolution and SiLU (Sec. 4.4, "Architectural Details"; short_conv.py). ``W_0`` are learned initial weights; the
 forget gate shrinks the weights toward them (the paper shrinks toward zero with
 a zero start; anchoring at learned weights keeps the same gate and lets the
 carry hold only deviations, so ``initialize_carry`` needs no parameters). A
@@ -46,6 +48,7 @@ from mnemax.backbones.delta_rule import resolve_delta_method
 from mnemax.backbones.gated_deltanet import l2_normalise
 from mnemax.backbones.memory_stack import MemoryStack
 from mnemax.backbones.registry import register
+from mnemax.backbones.short_conv import ConvolvedState, conv_history, convolved_projections
 
 
 class NeuralMemory(NamedTuple):
@@ -92,7 +95,10 @@ def linear_recurrence(transition: jax.Array, drive: jax.Array, start: jax.Array)
 
 
 class TitansMixer(nn.Module):
-    """One neural-memory layer: ``(NeuralMemory, x [T, B, F], resets) -> (NeuralMemory, y [T, B, F])``."""
+    """One neural-memory layer: ``(ConvolvedState, x [T, B, F], resets) -> (state, y [T, B, F])``.
+
+    ``state.core`` is the :class:`NeuralMemory`, ``state.conv`` the window of the q/k/v convolution.
+    """
 
     features: int
     memory_size: int
@@ -100,16 +106,16 @@ class TitansMixer(nn.Module):
     chunk_size: int
     max_learning_rate: float
     method: str
+    conv_size: int
 
     @nn.compact
-    def __call__(self, state: NeuralMemory, x: jax.Array, resets: jax.Array) -> tuple[NeuralMemory, jax.Array]:
+    def __call__(self, state: ConvolvedState, x: jax.Array, resets: jax.Array) -> tuple[ConvolvedState, jax.Array]:
         size, hidden = self.memory_size, self.hidden_size
         initial = self.param(
             "initial_weights", nn.initializers.normal(1.0 / jnp.sqrt(size)), (2 * size * hidden,)
         )  # W_0 [P]
-        q = l2_normalise(nn.Dense(size, use_bias=False, name="query")(x))
-        k = l2_normalise(nn.Dense(size, use_bias=False, name="key")(x))
-        v = nn.Dense(size, use_bias=False, name="value")(x)
+        history, (q, k, v) = convolved_projections(x, (size, size, size), state.conv, resets, self.conv_size)
+        q, k = l2_normalise(q), l2_normalise(k)
         gates = nn.sigmoid(nn.Dense(3, name="gates", bias_init=lambda *_: jnp.array([0.0, 2.0, -4.0]))(x))
         theta = self.max_learning_rate * gates[..., 0:1]  # [T, B, 1] each
         eta, forget = gates[..., 1:2], gates[..., 2:3]
@@ -139,20 +145,20 @@ class TitansMixer(nn.Module):
         def block(carry: NeuralMemory, block_inputs):
             return chunk_block(carry, block_inputs, grad_at, self.chunk_size)
 
-        length = x.shape[0]
+        length, memory = x.shape[0], state.core
         if self.method == "sequential" or length < self.chunk_size:
-            state, deviations = jax.lax.scan(step, state, inputs)
+            memory, deviations = jax.lax.scan(step, memory, inputs)
         else:
             blocks = length // self.chunk_size
             cut = blocks * self.chunk_size
             folded = jax.tree.map(lambda a: a[:cut].reshape(blocks, self.chunk_size, *a.shape[1:]), inputs)
-            state, deviations = jax.lax.scan(block, state, folded)
+            memory, deviations = jax.lax.scan(block, memory, folded)
             deviations = deviations.reshape(cut, *deviations.shape[2:])
             if cut < length:
-                state, rest = jax.lax.scan(step, state, jax.tree.map(lambda a: a[cut:], inputs))
+                memory, rest = jax.lax.scan(step, memory, jax.tree.map(lambda a: a[cut:], inputs))
                 deviations = jnp.concatenate([deviations, rest])
         y = read(initial + deviations, q)  # [T, B, d]
-        return state, nn.Dense(self.features, use_bias=False, name="output")(y)
+        return ConvolvedState(memory, history), nn.Dense(self.features, use_bias=False, name="output")(y)
 
 
 def chunk_block(carry: NeuralMemory, inputs, grad_at, chunk_size: int):
@@ -196,27 +202,30 @@ class Titans(MemoryStack):
     and queries), ``hidden_size`` (h, 32: the memory MLP's hidden width),
     ``chunk_size`` (8: steps whose gradients share their chunk-start weights;
     1 is exact online gradient descent), ``max_learning_rate`` (0.1, the
-    upper end of ``theta_t``), ``method`` ("auto", "chunkwise",
+    upper end of ``theta_t``), ``conv_size`` (4, steps of the short
+    convolution on queries, keys and values), ``method`` ("auto", "chunkwise",
     "sequential"; "auto" is sequential on CPU, chunkwise elsewhere). Carry: a
-    :class:`NeuralMemory` per layer.
+    :class:`ConvolvedState` per layer, the :class:`NeuralMemory` and the convolution's window.
     """
 
     memory_size: int = 16
     hidden_size: int = 32
     chunk_size: int = 8
     max_learning_rate: float = 0.1
+    conv_size: int = 4
 
     def check_options(self) -> None:
         super().check_options()
-        if min(self.memory_size, self.hidden_size, self.chunk_size) < 1:
+        if min(self.memory_size, self.hidden_size, self.chunk_size, self.conv_size) < 1:
             raise ValueError(
-                "memory_size, hidden_size and chunk_size must be at least 1, got "
-                f"{self.memory_size}, {self.hidden_size} and {self.chunk_size}."
+                "memory_size, hidden_size, chunk_size and conv_size must be at least 1, got "
+                f"{self.memory_size}, {self.hidden_size}, {self.chunk_size} and {self.conv_size}."
             )
 
-    def layer_state(self, batch_size: int) -> NeuralMemory:
+    def layer_state(self, batch_size: int) -> ConvolvedState:
         zeros = jnp.zeros((batch_size, 2 * self.memory_size * self.hidden_size), jnp.float32)
-        return NeuralMemory(zeros, zeros, zeros, jnp.zeros((batch_size,), jnp.float32))
+        memory = NeuralMemory(zeros, zeros, zeros, jnp.zeros((batch_size,), jnp.float32))
+        return ConvolvedState(memory, conv_history(batch_size, self.conv_size, 3 * self.memory_size))
 
     def make_mixer(self, name: str) -> TitansMixer:
         return TitansMixer(
@@ -226,5 +235,6 @@ class Titans(MemoryStack):
             self.chunk_size,
             self.max_learning_rate,
             resolve_delta_method(self.method),
+            self.conv_size,
             name=name,
         )

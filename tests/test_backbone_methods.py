@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mnemax.backbones as backbones
-from mnemax.backbones.mamba import episode_causal_conv
+from mnemax.backbones.short_conv import episode_causal_conv
 
 FEATURES, INPUT_DIM, BATCH, LENGTH = 8, 3, 2, 11
 SMALL = {
@@ -137,5 +137,5 @@ def test_mlstm_stabiliser_keeps_large_input_gates_finite():
             params, carry, inputs, resets
         )
         assert np.all(np.isfinite(np.asarray(outputs)))
-        assert np.all(np.isfinite(np.asarray(final[0].memory)))
-        np.testing.assert_array_less(190.0, np.asarray(final[0].stabilizer))  # m_t tracks the huge gate
+        assert np.all(np.isfinite(np.asarray(final[0].core.memory)))
+        np.testing.assert_array_less(190.0, np.asarray(final[0].core.stabilizer))  # m_t tracks the huge gate
