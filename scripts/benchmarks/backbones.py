@@ -40,8 +40,14 @@ def variants() -> list[tuple[str, str, dict]]:
     return rows
 
 
+def carry_kilobytes(carry) -> float:
+    """Size of one sequence's carry in KB (batch is every leaf's leading axis): what a step must read and write."""
+    leaves = jax.tree.leaves(carry)
+    return sum(leaf.size * leaf.dtype.itemsize for leaf in leaves) / leaves[0].shape[0] / 1024
+
+
 def step_rows(labels: list[tuple[str, str, dict]], batch: int, repeats: int, min_seconds: float) -> list[list]:
-    """``[label, steps/s, ms per step, compile s]`` of ``STEP_HORIZON`` single steps of each backbone."""
+    """``[label, steps/s, ms per step, carry KB, compile s]`` of ``STEP_HORIZON`` single steps of each backbone."""
     rows = []
     for label, name, options in labels:
         module = backbones.make(name, FEATURES, **options)
@@ -61,7 +67,7 @@ def step_rows(labels: list[tuple[str, str, dict]], batch: int, repeats: int, min
 
         result = measure(steps, params, carry, inputs, repeats=repeats, min_seconds=min_seconds)
         seconds = result.median_seconds / STEP_HORIZON
-        rows.append([label, batch / seconds, seconds * 1e3, result.compile_seconds])
+        rows.append([label, batch / seconds, seconds * 1e3, carry_kilobytes(carry), result.compile_seconds])
     return rows
 
 
@@ -120,11 +126,14 @@ def run(quick: bool) -> list[Table]:
     step_batch = 16 if quick else 256
     step_table = Table(
         title=f"Backbones: step mode (T = 1), B = {step_batch}, features {FEATURES}, one layer, {STEP_HORIZON} steps per call",
-        columns=["backbone", "steps/s", "ms per step", "compile s"],
-        rows=step_rows(variants(), step_batch, repeats, min_seconds),
+        columns=["backbone", "steps/s", "ms per step", "carry KB per sequence", "compile s"],
+        rows=step_rows(variants() + [("transformer (window 1024)", "transformer", {**_one_layer("transformer"), "window": 1024})],
+                       step_batch, repeats, min_seconds),
     )
     step_table.note = (
         "The same options as above; one call is a `lax.scan` of single steps with the carry threaded, "
-        "as imagination and acting run a backbone."
+        "as imagination and acting run a backbone. A step reads and rewrites the carry, so a large carry "
+        "(the transformer's key/value cache: 2 x (window + 1) x features floats per layer) bounds the step "
+        "by memory bandwidth rather than arithmetic."
     )
     return [table, step_table]
