@@ -79,7 +79,12 @@ CORE_OPTIONS = {"transformer": {"window": 64, "num_heads": 2}, "lru": {"max_phas
 
 
 def variants(names: Sequence[str], config: StateTrackingConfig) -> list[Variant]:
-    """Every backbone in ``names``, twice for those with a ``negative_eigenvalues`` option."""
+    """Every backbone in ``names``, twice for those with a ``negative_eigenvalues`` option.
+
+    A core that also has a short convolution (``conv_size``) gets a third row,
+    eigenvalues in [-1, 1] with ``conv_size=1`` (each step sees only its own
+    input), so the table shows what the convolution does to state tracking.
+    """
     rows = []
     for name in names:
         fields = {f.name for f in dataclasses.fields(backbones.make(name, config.features))}
@@ -88,6 +93,9 @@ def variants(names: Sequence[str], config: StateTrackingConfig) -> list[Variant]
         if "negative_eigenvalues" in fields:
             rows.append(Variant(f"{name} [0, 1]", name, tuple(sorted((options | {"negative_eigenvalues": False}).items()))))
             rows.append(Variant(f"{name} [-1, 1]", name, tuple(sorted((options | {"negative_eigenvalues": True}).items()))))
+            if "conv_size" in fields:
+                unconvolved = options | {"negative_eigenvalues": True, "conv_size": 1}
+                rows.append(Variant(f"{name} [-1, 1] conv_size 1", name, tuple(sorted(unconvolved.items()))))
         else:
             rows.append(Variant(name, name, tuple(sorted(options.items()))))
     return rows

@@ -34,7 +34,9 @@ def test_parity_flips_exactly_on_ones():
 def test_cores_with_the_option_run_both_ways_and_the_table_has_every_row():
     config = StateTrackingConfig(features=8)
     rows = {row.label: dict(row.options) for row in variants(["gru", "lru", "gated_deltanet"], config)}
-    assert set(rows) == {"gru", "lru [0, 1]", "lru [-1, 1]", "gated_deltanet [0, 1]", "gated_deltanet [-1, 1]"}
+    assert set(rows) == {"gru", "lru [0, 1]", "lru [-1, 1]", "gated_deltanet [0, 1]", "gated_deltanet [-1, 1]",
+                         "gated_deltanet [-1, 1] conv_size 1"}
+    assert rows["gated_deltanet [-1, 1] conv_size 1"] == {**rows["gated_deltanet [-1, 1]"], "conv_size": 1}
     assert rows["lru [-1, 1]"]["negative_eigenvalues"] and not rows["lru [0, 1]"]["negative_eigenvalues"]
     assert rows["lru [0, 1]"]["max_phase"] == 0.0 and "negative_eigenvalues" not in rows["gru"]
     accuracy = np.array([[1.0, 0.5, 0.5], [1.0, 1.0, 0.5], [1.0, 1.0, 1.0]])
