@@ -114,10 +114,20 @@ def run_grid(tasks: Sequence[str], cores: Sequence[str], root: Path, total_steps
     return cells
 
 
+def complete_tasks(cells: Sequence[LeaderboardCell]) -> list[str]:
+    """The tasks on which every core that appears in ``cells`` has a finished cell."""
+    cores = {c.core for c in cells}
+    return [task for task in dict.fromkeys(c.task for c in cells) if {c.core for c in cells if c.task == task} == cores]
+
+
 def mean_ranks(cells: Sequence[LeaderboardCell]) -> dict[str, float]:
-    """Each core's rank on each task by mean final return (1 = best, ties share the mean rank), averaged over tasks."""
+    """Each core's rank on each task by mean final return (1 = best, ties share the mean rank), averaged over tasks.
+
+    Only :func:`complete_tasks` count: on a task where some cores have not run
+    yet, a rank would compare a core with fewer rivals than on the others.
+    """
     ranks: dict[str, list[float]] = {}
-    for task in dict.fromkeys(c.task for c in cells):
+    for task in complete_tasks(cells):
         row = [c for c in cells if c.task == task]
         scores = np.asarray([_nan_quiet(np.nanmean, c.final) for c in row])
         scores = np.where(np.isfinite(scores), scores, -np.inf)
@@ -137,7 +147,9 @@ def markdown_tables(cells: Sequence[LeaderboardCell]) -> str:
     params = {}
     for c in cells:
         params.setdefault(c.core, set()).add(c.parameters)
-    lines = ["| core | mean rank | parameters (min-max over tasks) |", "|---|---|---|"]
+    tasks = complete_tasks(cells)
+    lines = [f"Mean rank over the {len(tasks)} task(s) every core has finished: {', '.join(tasks) or 'none yet'}.", "",
+             "| core | mean rank | parameters (min-max over tasks) |", "|---|---|---|"]
     for core, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
         counts = sorted(params[core])
         lines.append(f"| {core} | {rank:.2f} | {counts[0]:,}-{counts[-1]:,} |")
@@ -178,7 +190,7 @@ def write_report(cells: Sequence[LeaderboardCell], doc: str | os.PathLike, figur
     doc, figure = Path(doc), Path(figure)
     progress = ""
     if planned is not None and planned > len(cells):
-        progress = (f"**{len(cells)} of {planned} cells are finished**; the ranking covers those only. "
+        progress = (f"**{len(cells)} of {planned} cells are finished**; the ranking covers the complete tasks only. "
                     "The same command without `--report-only` trains the rest.\n\n")
     block = (
         f"Command: `{command}`\n\nMachine: {machine}. {seeds} seeds per cell (vmapped), {total_steps:,} env steps per seed; "

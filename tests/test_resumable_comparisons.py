@@ -34,6 +34,9 @@ def test_mean_rank_averages_ties_and_tasks():
     cells = [cell("a", "x", [1.0, 1.0]), cell("a", "y", [0.0, 0.0]), cell("a", "z", [0.0, 0.0]),
              cell("b", "x", [0.0, 0.0]), cell("b", "y", [2.0, 2.0]), cell("b", "z", [np.nan, np.nan])]
     assert leaderboard.mean_ranks(cells) == {"x": 1.5, "y": 1.75, "z": 2.75}
+    unfinished = cells + [cell("c", "x", [0.0, 0.0])]  # y and z have not run task c: it is not ranked yet
+    assert leaderboard.complete_tasks(unfinished) == ["a", "b"]
+    assert leaderboard.mean_ranks(unfinished) == leaderboard.mean_ranks(cells)
 
 
 def test_leaderboard_rerun_skips_finished_cells(tmp_path):
