@@ -63,6 +63,16 @@ def yaml_options(group: str) -> list[str]:
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")) if root.is_dir() else []
 
 
+def backbone_yaml(name: str) -> dict[str, Any]:
+    """The plain contents of ``configs/backbone/<name>.yaml``; an unknown name is one sentence with the choices."""
+    from omegaconf import OmegaConf
+
+    path = configs_dir() / "backbone" / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(unknown_name_message("backbone", name, [o for o in yaml_options("backbone") if o != NO_BACKBONE]))
+    return OmegaConf.to_container(OmegaConf.load(path))
+
+
 def backbone_size(name: str, size: str, features: int) -> BackboneSpec:
     """The backbone ``name`` at the named size ``size`` of ``configs/backbone/<name>.yaml`` (its ``sizes:`` block).
 
@@ -70,12 +80,7 @@ def backbone_size(name: str, size: str, features: int) -> BackboneSpec:
     scripts that compare backbones at one size name it instead of writing the
     options out; ``features`` is the width the script compares at.
     """
-    from omegaconf import OmegaConf
-
-    path = configs_dir() / "backbone" / f"{name}.yaml"
-    if not path.exists():
-        raise ConfigError(unknown_name_message("backbone", name, [o for o in yaml_options("backbone") if o != NO_BACKBONE]))
-    sizes = OmegaConf.to_container(OmegaConf.load(path)).get("sizes") or {}
+    sizes = backbone_yaml(name).get("sizes") or {}
     if size not in sizes:
         raise ConfigError(unknown_name_message("size", size, sizes, plural=f"sizes of backbone {name!r}"))
     return BackboneSpec(name, int(features), tuple(sorted((sizes[size] or {}).items())))
@@ -272,6 +277,7 @@ def load_run_config(overrides: Sequence[str] = ()) -> RunConfig:
 __all__ = [
     "CONFIG_MODULE",
     "backbone_size",
+    "backbone_yaml",
     "CONFIG_NAME",
     "NO_BACKBONE",
     "check_overrides",

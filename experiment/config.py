@@ -331,7 +331,8 @@ def backbone_from_dict(values: Mapping[str, Any]) -> BackboneSpec | None:
     from mnemax.backbones import make, names
 
     allowed = ("name", "features", "options")
-    values = {k: v for k, v in values.items() if k != "sizes"}  # named sizes are for scripts (composition.backbone_size)
+    # Named sizes and the leaderboard's changes are for scripts (composition.backbone_size, experiment/leaderboard.py).
+    values = {k: v for k, v in values.items() if k not in ("sizes", "leaderboard")}
     for key in values:
         if key not in allowed:
             raise ConfigError(unknown_key_message("backbone", str(key), allowed))

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mnemax.experiment.compare import parameter_count, resumable_run
-from mnemax.experiment.composition import load_run_config
+from mnemax.experiment.composition import backbone_yaml, load_run_config
 from mnemax.experiment.markdown import replace_section
 from mnemax.experiment.plots import _matplotlib
 from mnemax.experiment.run_folder import load_metrics, read_summary
@@ -80,9 +80,36 @@ def final_returns(returns: np.ndarray, fraction: float = 0.1) -> np.ndarray:
     return _nan_quiet(np.nanmean, tail, axis=0)
 
 
+PARAMETER_BAND = 1.5
+"""On every task, the largest memory core's agent has at most this many times the smallest one's parameters."""
+
+
+def core_overrides(core: str) -> list[str]:
+    """The changes a core's YAML names under ``leaderboard:`` (its width, or options), as Hydra overrides.
+
+    Every core runs at its YAML's settings except where those would put its
+    agent outside :data:`PARAMETER_BAND` of the others (the GRU is small at
+    width 64, a two-layer Transformer large); the ``leaderboard:`` key says
+    what changes instead, so ``train.py`` keeps the same defaults.
+    """
+    changes = backbone_yaml(core).get("leaderboard") or {}
+    return [f"backbone.{key}={value}" if key == "features" else f"backbone.options.{key}={value}"
+            for key, value in changes.items()]
+
+
 def cell_overrides(task: str, core: str, total_steps: int, seeds: int, common: Sequence[str]) -> list[str]:
-    return [f"env={task}", f"backbone={core}", f"seeds={seeds}", f"total_steps={total_steps}",
+    return [f"env={task}", f"backbone={core}", *core_overrides(core), f"seeds={seeds}", f"total_steps={total_steps}",
             f"name=leaderboard-{core}", "progress=false", *common]
+
+
+def parameter_spread(cells: Sequence[LeaderboardCell]) -> float:
+    """The largest ratio, over tasks, of the most to the fewest parameters among the memory cores (``none`` left out)."""
+    ratios = [1.0]
+    for task in dict.fromkeys(c.task for c in cells):
+        counts = [c.parameters for c in cells if c.task == task and c.core != "none"]
+        if counts:
+            ratios.append(max(counts) / min(counts))
+    return max(ratios)
 
 
 def run_grid(tasks: Sequence[str], cores: Sequence[str], root: Path, total_steps: int, seeds: int,
@@ -149,6 +176,7 @@ def markdown_tables(cells: Sequence[LeaderboardCell]) -> str:
         params.setdefault(c.core, set()).add(c.parameters)
     tasks = complete_tasks(cells)
     lines = [f"Mean rank over the {len(tasks)} task(s) every core has finished: {', '.join(tasks) or 'none yet'}.", "",
+             f"On each task the memory cores' parameter counts are within {parameter_spread(cells):.2f}x of each other.", "",
              "| core | mean rank | parameters (min-max over tasks) |", "|---|---|---|"]
     for core, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
         counts = sorted(params[core])
@@ -194,7 +222,8 @@ def write_report(cells: Sequence[LeaderboardCell], doc: str | os.PathLike, figur
                     "The same command without `--report-only` trains the rest.\n\n")
     block = (
         f"Command: `{command}`\n\nMachine: {machine}. {seeds} seeds per cell (vmapped), {total_steps:,} env steps per seed; "
-        "PPO with the settings of configs/agent/ppo.yaml and every core at the width of its configs/backbone/<name>.yaml.\n\n"
+        "PPO with the settings of configs/agent/ppo.yaml and every core at the settings of its configs/backbone/<name>.yaml, "
+        "with the changes its `leaderboard:` key names.\n\n"
         f"{progress}"
         f"{markdown_tables(cells)}\n\n![final return per task and core]({os.path.relpath(figure, doc.parent)})"
     )

@@ -65,6 +65,25 @@ def test_leaderboard_rerun_skips_finished_cells(tmp_path):
     assert "**2 of 3 cells are finished**" in (tmp_path / "LB.md").read_text()
 
 
+def test_leaderboard_cores_are_within_the_parameter_band_and_runs_keep_the_yaml_defaults():
+    from mnemax.experiment.compare import parameter_count
+    from mnemax.experiment.composition import load_run_config
+
+    # The task with the smallest observation: the shared encoder and heads weigh least, so the ratio is largest.
+    task = "popgym/NoisyPositionOnlyPendulumEasy"
+    counts = {core: parameter_count(load_run_config(leaderboard.cell_overrides(task, core, 4096, 1, ())))
+              for core in leaderboard.CORES}
+    memory = [n for core, n in counts.items() if core != "none"]
+    assert max(memory) / min(memory) <= leaderboard.PARAMETER_BAND
+    assert min(memory) > 2 * counts["none"]  # every core adds a memory of its own to the floor
+    cells = [leaderboard.LeaderboardCell(task, core, None, {}, np.zeros(1), np.zeros(1), n) for core, n in counts.items()]
+    assert leaderboard.parameter_spread(cells) == pytest.approx(max(memory) / min(memory))
+
+    # The leaderboard's changes stay out of train.py's runs.
+    assert leaderboard.core_overrides("gru") == ["backbone.features=80"]
+    assert load_run_config(["backbone=gru"]).agent.backbone.features == 64
+
+
 def test_grounded_cell_is_evaluated_once_and_reused(tmp_path):
     variant = Variant("gru", ("backbone=gru",))
     evaluations = grounded.EVALUATIONS[:2]
