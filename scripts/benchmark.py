@@ -1,4 +1,4 @@
-"""Benchmarks: ``python scripts/benchmark.py [backbones|envs|suites|ppo|worldmodels ...] [--quick]``.
+"""Benchmarks: ``python scripts/benchmark.py [backbones|envs|suites|ppo|worldmodels|ebwm ...] [--quick]``.
 
 Each section prints its tables and replaces its own part of
 ``docs/BENCHMARKS.md``, headed by the machine it ran on, so that figures from
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mnemax.experiment.markdown import replace_section  # noqa: E402
 from mnemax.experiment.runtime import configure_jax, machine_description  # noqa: E402
 
-SECTIONS = ("backbones", "envs", "suites", "ppo", "worldmodels")
+SECTIONS = ("backbones", "envs", "suites", "ppo", "worldmodels", "ebwm")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 
 

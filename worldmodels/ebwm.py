@@ -220,6 +220,18 @@ class EnergyWorldModel:
         """The transformer: ``(observed outputs [B, T, hidden], energies [B, C] or predictions [B, C, Y])``."""
         return self.net.apply(params["net"], observed, candidates, candidate_actions, mask, distance)
 
+    def observe_tokens(self, params, observed, mask, distance):
+        """The observed tokens' pass alone: ``(outputs [B, T, hidden], per-layer keys and values)``."""
+        return self.net.apply(params["net"], observed, mask, distance, method=EnergyTransformer.observe)
+
+    def energy_over(self, params, cache, candidate_actions, mask, distance) -> Callable[[jax.Array], jax.Array]:
+        """``y [B, C, Y] -> energies [B, C]`` over one observed pass's ``cache``: what a thinking step differentiates."""
+
+        def energy(y: jax.Array) -> jax.Array:
+            return self.net.apply(params["net"], cache, y, candidate_actions, mask, distance, method=EnergyTransformer.score)
+
+        return energy
+
     # ------------------------------------------------------------------ state
 
     def initial_state(self, batch_size: int) -> EBWMState:
@@ -243,8 +255,7 @@ class EnergyWorldModel:
         mask, distance = attention_layout(
             valid.astype(jnp.int32), jnp.zeros((0,), jnp.int32), jnp.zeros((batch, 0), jnp.int32), self.config.context
         )
-        none = jnp.zeros((batch, 0, self.target_size)), jnp.zeros((batch, 0, self.action_size))
-        outputs, _ = self.apply(params, inputs, *none, mask, distance)
+        outputs, _ = self.observe_tokens(params, inputs, mask, distance)
         return outputs[:, -1]
 
     def push(self, params: Any, state: EBWMState, inputs: jax.Array, first: jax.Array) -> EBWMState:
@@ -268,8 +279,7 @@ class EnergyWorldModel:
         mask, distance = attention_layout(
             segments, jnp.zeros((0,), jnp.int32), jnp.zeros((batch_size, 0), jnp.int32), self.config.context
         )
-        none = jnp.zeros((batch_size, 0, self.target_size)), jnp.zeros((batch_size, 0, self.action_size))
-        outputs, _ = self.apply(params, sequence, *none, mask, distance)  # [B, M + T, hidden]
+        outputs, _ = self.observe_tokens(params, sequence, mask, distance)  # [B, M + T, hidden]
 
         def window_after(t: jax.Array) -> tuple[jax.Array, jax.Array]:
             inputs = jax.lax.dynamic_slice_in_dim(sequence, t + 1, window, axis=1)
@@ -311,9 +321,7 @@ class EnergyWorldModel:
             _, predicted = self.apply(params, state.inputs, jnp.zeros((batch, 1, self.target_size)), actions, mask, distance)
             return Thought(predicted[:, 0], jnp.zeros((batch,)), jnp.zeros((1, batch)), predicted[None, :, 0])
 
-        def energy(y: jax.Array) -> jax.Array:
-            return self.apply(params, state.inputs, y, actions, mask, distance)[1]
-
+        energy = self.energy_over(params, self.observe_tokens(params, state.inputs, mask, distance)[1], actions, mask, distance)
         alpha = self.alpha(params)
         base = self.initial_candidate(state.inputs[:, -1:, : self.obs_size])  # [B, 1, Y]
         starts = base[None] + config.candidate_noise * jax.random.normal(key, (count,) + base.shape)  # [K, B, 1, Y]
@@ -401,15 +409,15 @@ class EnergyWorldModel:
     def refine_for_training(self, params, observed, actions, mask, distance, key):
         """Every thinking step's candidates ``[S, B, C, Y]`` (``S = thinking_steps``), which steps ran ``[S]``, energies ``[S, B, C]``.
 
-        System 1 runs all ``S`` steps; System 2 a random number of them, with a
-        step size drawn per sequence and Langevin noise. Candidates are detached
-        between steps; each step's own gradient of ``E`` stays differentiable.
+        System 1 runs all ``S`` steps; System 2 a random number of them (the
+        steps past it are skipped, not computed and masked), with a step size
+        drawn per sequence and Langevin noise. Candidates are detached between
+        steps; each step's own gradient of ``E`` stays differentiable. The
+        observed tokens run once; each step runs only the candidates over them.
         """
         config = self.config
         init_key, steps_key, alpha_key, noise_key = jax.random.split(key, 4)
-
-        def energy(y: jax.Array) -> jax.Array:
-            return self.apply(params, observed, y, actions, mask, distance)[1]
+        energy = self.energy_over(params, self.observe_tokens(params, observed, mask, distance)[1], actions, mask, distance)
 
         latest = observed[:, :-1, : self.obs_size]
         start = self.initial_candidate(latest)
@@ -424,12 +432,21 @@ class EnergyWorldModel:
         else:
             steps, noise = most, 0.0
 
+        def thinking_step(y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+            refined, energies = think(energy, jax.lax.stop_gradient(y), alpha, config.grad_clamp)
+            return refined + noise * jax.random.normal(key, y.shape), energies
+
+        def skipped(y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+            return y, jnp.zeros(y.shape[:-1], y.dtype)
+
         def step(y: jax.Array, inputs):
             index, key = inputs
-            refined, energies = think(energy, jax.lax.stop_gradient(y), alpha, config.grad_clamp)
-            refined = refined + noise * jax.random.normal(key, y.shape)
             ran = index < steps
-            return jnp.where(ran, refined, y), (jnp.where(ran, refined, y), ran, energies)
+            if config.recipe == "system2":
+                y, energies = jax.lax.cond(ran, thinking_step, skipped, y, key)
+            else:
+                y, energies = thinking_step(y, key)
+            return y, (y, ran, energies)
 
         _, (candidates, active, energies) = jax.lax.scan(step, start, (jnp.arange(most), jax.random.split(noise_key, most)))
         return candidates, active, energies

@@ -56,20 +56,45 @@ def attention_layout(
 
 
 class RelativeAttention(nn.Module):
-    """Multi-head attention under a mask, with a learned bias per head and distance index."""
+    """Multi-head attention under a mask, with a learned bias per head and distance index.
+
+    :meth:`project` gives a token's queries, keys and values; :meth:`attend`
+    lets queries read keys under ``mask``, plus optionally each query's own key
+    (a candidate's own token, bias index ``context``) without a query-by-query
+    matrix over the candidates.
+    """
 
     hidden: int
     heads: int
     context: int
 
-    @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array, distance: jax.Array) -> jax.Array:
-        head_dim = self.hidden // self.heads
-        qkv = nn.DenseGeneral((3, self.heads, head_dim), name="qkv")(x)  # [B, N, 3, heads, head_dim]
-        table = self.param("distance_bias", nn.initializers.zeros, (self.heads, self.context + 1))
-        bias = table[:, distance][None]  # [1, heads, N, N]
-        out = nn.dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], bias=bias, mask=mask[:, None])
-        return nn.DenseGeneral(self.hidden, axis=(-2, -1), name="out")(out)
+    def setup(self) -> None:
+        self.qkv = nn.DenseGeneral((3, self.heads, self.hidden // self.heads))
+        self.distance_bias = self.param("distance_bias", nn.initializers.zeros, (self.heads, self.context + 1))
+        self.out = nn.DenseGeneral(self.hidden, axis=(-2, -1))
+
+    def project(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``x [B, N, hidden]`` -> queries, keys and values, each ``[B, N, heads, head_dim]``."""
+        qkv = self.qkv(x)
+        return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+
+    def attend(self, queries, keys, values, mask, distance, own=None) -> jax.Array:
+        """Queries ``[B, Q, h, d]`` over keys/values ``[B, K, h, d]`` where ``mask [B, Q, K]``; ``distance [Q, K]``.
+
+        ``own``: ``(keys, values)`` ``[B, Q, h, d]``, one more key per query (its own token), always visible.
+        Returns ``[B, Q, hidden]``.
+        """
+        queries = queries / jnp.sqrt(queries.shape[-1]).astype(queries.dtype)
+        logits = jnp.einsum("bqhd,bkhd->bhqk", queries, keys) + self.distance_bias[:, distance][None]
+        logits = jnp.where(mask[:, None], logits, jnp.finfo(logits.dtype).min)
+        if own is not None:
+            own_logit = jnp.einsum("bqhd,bqhd->bhq", queries, own[0]) + self.distance_bias[:, self.context][None, :, None]
+            logits = jnp.concatenate([logits, own_logit[..., None]], axis=-1)
+        weights = jax.nn.softmax(logits, axis=-1)
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights[..., : keys.shape[1]], values)
+        if own is not None:
+            out = out + jnp.einsum("bhq,bqhd->bqhd", weights[..., -1], own[1])
+        return self.out(out)
 
 
 class EnergyTransformer(nn.Module):
@@ -77,7 +102,14 @@ class EnergyTransformer(nn.Module):
 
     ``__call__(observed [B, T, D_in], candidates [B, C, Y], candidate_actions [B, C, A], mask, distance)``
     returns ``(observed outputs [B, T, hidden], head [B, C])`` for ``head="energy"``
-    or ``head [B, C, Y]`` for ``head="direct"`` (which ignores ``candidates``).
+    or ``head [B, C, Y]`` for ``head="direct"`` (which ignores ``candidates``);
+    ``mask`` and ``distance`` are :func:`attention_layout`'s.
+
+    No observed token attends to a candidate, so the pass splits in two:
+    :meth:`observe` runs the observed tokens once and keeps each layer's keys
+    and values, and :meth:`score` runs only the candidate tokens against them.
+    Thinking refines the candidates many times over one context, so it calls
+    :meth:`score` per step and :meth:`observe` once.
     """
 
     hidden: int
@@ -87,22 +119,58 @@ class EnergyTransformer(nn.Module):
     target_size: int
     head: str = "energy"
 
-    @nn.compact
+    def setup(self) -> None:
+        self.observed_embed = nn.Dense(self.hidden)
+        self.action_embed = nn.Dense(self.hidden)
+        if self.head == "energy":
+            self.candidate_embed = nn.Dense(self.hidden)
+            self.energy = nn.Dense(1)
+        else:
+            self.prediction = nn.Dense(self.target_size)
+        self.attention = [RelativeAttention(self.hidden, self.heads, self.context) for _ in range(self.layers)]
+        self.attention_norm = [nn.LayerNorm() for _ in range(self.layers)]
+        self.mlp_norm = [nn.LayerNorm() for _ in range(self.layers)]
+        self.mlp_in = [nn.Dense(4 * self.hidden) for _ in range(self.layers)]
+        self.mlp_out = [nn.Dense(self.hidden) for _ in range(self.layers)]
+        self.final_norm = nn.LayerNorm()
+
+    def _mlp(self, layer: int, x: jax.Array) -> jax.Array:
+        return x + self.mlp_out[layer](nn.gelu(self.mlp_in[layer](self.mlp_norm[layer](x))))
+
     def __call__(self, observed, candidates, candidate_actions, mask, distance):
-        num_observed = observed.shape[1]
-        tokens = nn.Dense(self.hidden, name="action_embed")(candidate_actions)
-        if self.head == "energy":
-            tokens = tokens + nn.Dense(self.hidden, name="candidate_embed")(candidates)
-        x = jnp.concatenate([nn.Dense(self.hidden, name="observed_embed")(observed), tokens], axis=1)  # [B, N, H]
+        outputs, cache = self.observe(observed, mask, distance)
+        return outputs, self.score(cache, candidates, candidate_actions, mask, distance)
+
+    def observe(self, observed: jax.Array, mask: jax.Array, distance: jax.Array):
+        """The observed tokens alone: ``(outputs [B, T, hidden], cache)``, the cache one ``(keys, values)`` per layer.
+
+        ``mask`` and ``distance`` may cover ``[observed ; candidates]``; their observed block is used.
+        """
+        length = observed.shape[1]
+        mask, distance = mask[:, :length, :length], distance[:length, :length]
+        x = self.observed_embed(observed)
+        cache = []
         for layer in range(self.layers):
-            x = x + RelativeAttention(self.hidden, self.heads, self.context, name=f"attention_{layer}")(
-                nn.LayerNorm(name=f"attention_norm_{layer}")(x), mask, distance
-            )
-            y = nn.LayerNorm(name=f"mlp_norm_{layer}")(x)
-            y = nn.Dense(self.hidden, name=f"mlp_out_{layer}")(nn.gelu(nn.Dense(4 * self.hidden, name=f"mlp_in_{layer}")(y)))
-            x = x + y
-        x = nn.LayerNorm(name="final_norm")(x)
-        observed_out, candidate_out = x[:, :num_observed], x[:, num_observed:]
+            queries, keys, values = self.attention[layer].project(self.attention_norm[layer](x))
+            x = self._mlp(layer, x + self.attention[layer].attend(queries, keys, values, mask, distance))
+            cache.append((keys, values))
+        return self.final_norm(x), tuple(cache)
+
+    def score(self, cache, candidates: jax.Array, candidate_actions: jax.Array, mask: jax.Array, distance: jax.Array):
+        """The head ``[B, C]`` (energies) or ``[B, C, Y]`` (direct) of candidate tokens over :meth:`observe`'s cache.
+
+        ``mask [B, T + C, T + C]`` and ``distance``: the full layout; the rows of the candidates are used.
+        """
+        length = cache[0][0].shape[1]
+        mask, distance = mask[:, length:, :length], distance[length:, :length]
+        x = self.action_embed(candidate_actions)
         if self.head == "energy":
-            return observed_out, nn.Dense(1, name="energy")(candidate_out)[..., 0]
-        return observed_out, nn.Dense(self.target_size, name="prediction")(candidate_out)
+            x = x + self.candidate_embed(candidates)
+        for layer, (keys, values) in enumerate(cache):
+            queries, own_keys, own_values = self.attention[layer].project(self.attention_norm[layer](x))
+            attended = self.attention[layer].attend(queries, keys, values, mask, distance, own=(own_keys, own_values))
+            x = self._mlp(layer, x + attended)
+        x = self.final_norm(x)
+        if self.head == "energy":
+            return self.energy(x)[..., 0]
+        return self.prediction(x)
