@@ -2,7 +2,9 @@
 
 A task is a random linear projection of a control env's observation and a
 random permutation (Discrete) or mixing (Box) of its actions
-(:class:`~mnemax.envs.MetaRL`). A meta-episode is ``trials`` episodes of one
+(:class:`~mnemax.envs.MetaRL`), or, for ``xminigrid/...`` ids, an XLand-MiniGrid
+ruleset drawn from a benchmark's training or held-out part (the adapter runs
+the meta-episode itself: envs/xminigrid_adapter.py). A meta-episode is ``trials`` episodes of one
 task; the agent sees its previous action and reward
 (:class:`~mnemax.envs.PrevActionReward`) and its backbone resets only between
 meta-episodes, so it can learn the task within a meta-episode. Trained on
@@ -60,7 +62,20 @@ def make_meta_env(
     disjoint task sets (MetaRL's task ids), so held-out projections are new.
     ``episode_limit`` replaces the inner env's ``max_steps_in_episode`` (one
     trial's time limit) to keep meta-episodes short.
+
+    An ``xminigrid/...`` id is its own task source: ``PrevActionReward`` over
+    the adapter with ``trials``, ``split="train"`` or ``"held_out"`` (by
+    ``eval_tasks``; the two never share a ruleset), ``split_seed=task_seed``,
+    the benchmark ``trivial-local`` unless ``env_kwargs`` names another, and
+    ``episode_limit`` as XLand's own ``max_steps`` per trial.
     """
+    if runs_own_trials(name):
+        options = {"benchmark": "trivial-local", **env_kwargs, "trials": trials, "split_seed": task_seed,
+                   "split": "held_out" if eval_tasks else "train"}
+        if episode_limit is not None:
+            options["max_steps"] = int(episode_limit)
+        env, params = make_env(name, **options)
+        return PrevActionReward(env), params
     env, params = make_env(name, **env_kwargs)
     if episode_limit is not None:
         if not hasattr(params, "max_steps_in_episode"):
@@ -69,12 +84,21 @@ def make_meta_env(
     return PrevActionReward(MetaRL(env, trials=trials, eval_tasks=eval_tasks, task_seed=task_seed)), params
 
 
-def max_meta_episode_steps(env_params: Any, trials: int) -> int:
-    """Steps a meta-episode can take: ``trials`` times the inner env's ``max_steps_in_episode``."""
+def runs_own_trials(name: str) -> bool:
+    """Whether the env ``name`` draws its tasks and runs meta-episodes itself (XLand-MiniGrid) instead of through MetaRL."""
+    return name.startswith("xminigrid/")
+
+
+def max_meta_episode_steps(env_params: Any, trials: int, name: str = "") -> int:
+    """Steps a meta-episode can take: ``trials`` times the inner env's ``max_steps_in_episode``.
+
+    For an env that runs its own trials (:func:`runs_own_trials`) the params'
+    limit already covers the whole meta-episode.
+    """
     limit = getattr(env_params, "max_steps_in_episode", None)
     if limit is None:
         raise ValueError("The env's params have no max_steps_in_episode; pass num_steps to evaluate_trials yourself.")
-    return trials * int(limit)
+    return int(limit) if runs_own_trials(name) else trials * int(limit)
 
 
 def evaluate_trials(
@@ -99,7 +123,7 @@ def evaluate_trials(
     env, params = make_meta_env(
         name, trials, eval_tasks=True, task_seed=task_seed, episode_limit=episode_limit, **env_kwargs
     )
-    steps = max_meta_episode_steps(params, trials) if num_steps is None else num_steps
+    steps = max_meta_episode_steps(params, trials, name) if num_steps is None else num_steps
     evaluate = make_evaluate(config, env, params, num_envs, steps, info_keys=("trial",))
     returns, complete = trial_returns(evaluate(state, key), trials)
     weight = complete.astype(jnp.float32)[:, None]

@@ -219,8 +219,10 @@ class XMiniGridEnv(SuiteEnv):
         self.split = split
         self.rulesets = None
         if benchmark is not None:
-            rulesets = load_rulesets(benchmark, int(num_rulesets), int(num_objects))
-            train, held_out = split_rulesets(rulesets, float(held_out_fraction), int(split_seed))
+            # Concrete arrays even when the env is built inside a jitted function (an evaluation that makes its env).
+            with jax.ensure_compile_time_eval():
+                rulesets = load_rulesets(benchmark, int(num_rulesets), int(num_objects))
+                train, held_out = split_rulesets(rulesets, float(held_out_fraction), int(split_seed))
             self.rulesets = train if split == "train" else held_out
             if self.rulesets.num_rulesets() == 0:
                 raise ValueError(f"The {split} part of {benchmark!r} is empty; change held_out_fraction.")

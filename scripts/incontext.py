@@ -1,18 +1,23 @@
 """In-context RL: train S5 PPO on randomly projected CartPole tasks, plot the per-trial return on held-out ones.
 
     python scripts/incontext.py --total-steps 1e7 --trials 8 --episode-limit 50
+    python scripts/incontext.py --env xminigrid/XLand-MiniGrid-R1-9x9 --trials 4 --episode-limit 20 \
+        --doc docs/ENVIRONMENTS.md --section xland-incontext --figure docs/incontext-xland.png
 
 Trains ``mnemax.agents.incontext.incontext_config`` on
 ``PrevActionReward(MetaRL(CartPole-v1, trials))`` training tasks, then plays one
 meta-episode on each of ``--eval-envs`` held-out tasks with the untrained and
 the trained policy, and writes the mean return of every trial (table, plot,
 command) into the ``results`` block of docs/INCONTEXT.md (the prose around it
-is kept) and docs/incontext.png.
+is kept) and docs/incontext.png. With ``--env xminigrid/<id>`` the tasks are
+XLand-MiniGrid rulesets (``trivial-local``; train and held-out parts of the
+benchmark) instead of projections (:func:`mnemax.agents.incontext.make_meta_env`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +31,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mnemax.agents import make_train, make_trainer  # noqa: E402
-from mnemax.agents.incontext import evaluate_trials, incontext_config, make_meta_env  # noqa: E402
+from mnemax.agents.incontext import evaluate_trials, incontext_config, make_meta_env, runs_own_trials  # noqa: E402
 from mnemax.experiment.markdown import replace_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +46,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-envs", type=int, default=256, help="held-out tasks, one meta-episode each")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "INCONTEXT.md"))
+    parser.add_argument("--section", default="results", help="the <!-- SECTION --> block of --doc to write")
     parser.add_argument("--figure", default=str(ROOT / "docs" / "incontext.png"))
     return parser.parse_args(argv)
 
@@ -95,6 +101,7 @@ def write_doc(args, argv, config, seconds, before, after, metrics) -> None:
     )
     backbone = config.backbone
     gap, gap_err = mean[-1] - mean[0], float(np.hypot(err[-1], err[0]))
+    tasks = "rulesets" if runs_own_trials(args.env) else "projections"
     if gap > 2.0 * gap_err:
         verdict = (
             f"The last trial returns {gap:.1f} ± {gap_err:.1f} more than the first: "
@@ -103,9 +110,11 @@ def write_doc(args, argv, config, seconds, before, after, metrics) -> None:
     else:
         verdict = (
             f"The last trial returns {gap:+.1f} ± {gap_err:.1f} relative to the first: at this budget the agent "
-            "does not improve within the meta-episode; it has learnt one policy that works across projections."
+            f"does not improve within the meta-episode; it has learnt one policy that works across {tasks}."
         )
-    block = f"""![per-trial return](incontext.png)
+    held_out = "the benchmark's held-out rulesets" if runs_own_trials(args.env) else "`MetaRL(eval_tasks=True)`"
+    figure_link = os.path.relpath(args.figure, Path(args.doc).resolve().parent)
+    block = f"""![per-trial return]({figure_link})
 
 | trial | untrained policy | trained policy |
 |---|---|---|
@@ -120,7 +129,7 @@ PPO `mnemax.agents.incontext.incontext_config`, {config.num_envs} envs x {config
 {config.update_epochs} epochs x {config.num_minibatches} minibatches, learning rate {config.learning_rate:g} annealed,
 backbone `{backbone.name}` {dict(backbone.options).get("num_layers")} layers x {backbone.features}.
 The evaluation is `mnemax.agents.incontext.evaluate_trials`
-(acting with the trained parameters on `MetaRL(eval_tasks=True)`, `mnemax.agents.make_evaluate`).
+(acting with the trained parameters on {held_out}, `mnemax.agents.make_evaluate`).
 
 Reproduce:
 
@@ -129,7 +138,7 @@ python scripts/incontext.py {" ".join(argv)}
 ```
 """
     # Only the block is the script's: the explanation and the reading of the results around it survive a rerun.
-    replace_section(args.doc, "results", block, "# In-context RL\n\n")
+    replace_section(args.doc, args.section, block, "# In-context RL\n\n")
 
 
 if __name__ == "__main__":

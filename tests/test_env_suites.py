@@ -240,3 +240,20 @@ def test_check_env_passes_on_every_id(suite):
         if findings:
             failures[name] = [f.message for f in findings]
     assert not failures
+
+
+def test_xminigrid_is_an_incontext_task_source():
+    """``make_meta_env`` on an XLand id: the adapter's own meta-episodes, train and held-out rulesets, XLand's step limit."""
+    from mnemax.agents.incontext import make_meta_env, max_meta_episode_steps
+
+    require("xminigrid")
+    name = "xminigrid/XLand-MiniGrid-R1-9x9"
+    train, params = make_meta_env(name, 2, episode_limit=3, num_rulesets=64)
+    held_out, _ = make_meta_env(name, 2, eval_tasks=True, episode_limit=3, num_rulesets=64)
+    assert (train._env.split, held_out._env.split, train._env.trials) == ("train", "held_out", 2)
+    assert train._env.xland_params.max_steps == 3 and max_meta_episode_steps(params, 2, name) == 6
+    flat_obs = int(np.prod(train._env.observation_space(params).shape))
+    assert train.observation_space(params).shape == (flat_obs + train.action_space(params).n + 2,)
+    # evaluate_trials builds its env inside the caller's jit: the rulesets must still be drawn as concrete arrays.
+    obs = jax.eval_shape(lambda key: make_meta_env(name, 2, eval_tasks=True, num_rulesets=64)[0].reset(key)[0], jax.random.key(0))
+    assert obs.shape == train.observation_space(params).shape
