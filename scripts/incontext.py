@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 from mnemax.agents import make_train, make_trainer  # noqa: E402
 from mnemax.agents.incontext import evaluate_trials, incontext_config, make_meta_env, runs_own_trials  # noqa: E402
 from mnemax.experiment.markdown import replace_section  # noqa: E402
+from mnemax.experiment.runner import seed_keys  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--episode-limit", type=int, default=50, help="steps per trial (inner max_steps_in_episode)")
     parser.add_argument("--total-steps", default="1e7", help="training env steps; 1e7 is read as 10000000")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="root seed; seed i of --seeds is train.py's seed i")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds trained together (vmapped) and reported one by one")
     parser.add_argument("--eval-envs", type=int, default=256, help="held-out tasks, one meta-episode each")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "INCONTEXT.md"))
     parser.add_argument("--section", default="results", help="the <!-- SECTION --> block of --doc to write")
@@ -56,25 +58,33 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = incontext_config(int(float(args.total_steps)))
     env, params = make_meta_env(args.env, args.trials, episode_limit=args.episode_limit)
-    train_key, eval_key = jax.random.split(jax.random.key(args.seed))
-    train = jax.jit(make_train(config, env, params))
+    keys = jax.vmap(jax.random.split)(seed_keys(args.seed, args.seeds))  # [S, 2, 2]: a train and an eval key per seed
+    train_keys, eval_keys = keys[:, 0], keys[:, 1]
+    train = jax.jit(jax.vmap(make_train(config, env, params)))
     start = time.perf_counter()
-    state, metrics = jax.block_until_ready(train(train_key))
+    state, metrics = jax.block_until_ready(train(train_keys))
     seconds = time.perf_counter() - start
-    evaluate = jax.jit(
+    evaluate = jax.jit(jax.vmap(
         lambda state, key: evaluate_trials(
             config, state, args.env, args.trials, key, num_envs=args.eval_envs, episode_limit=args.episode_limit
         )
-    )
-    untrained = jax.jit(make_trainer(config, env, params).init)(train_key)  # the parameters training starts from
-    before = [np.asarray(x) for x in evaluate(untrained, eval_key)]
-    after = [np.asarray(x) for x in evaluate(state, eval_key)]
-    returns = np.asarray(metrics["episode_return"])
-    final = np.nanmean(returns[-10:])
-    print(f"trained {config.total_steps} steps in {seconds:.0f}s; meta-episode return at the end {final:.1f}")
+    ))
+    untrained = jax.jit(jax.vmap(make_trainer(config, env, params).init))(train_keys)  # what training starts from
+    before = [np.asarray(x) for x in evaluate(untrained, eval_keys)]  # mean, standard error: [S, trials] each
+    after = [np.asarray(x) for x in evaluate(state, eval_keys)]
+    returns = np.asarray(metrics["episode_return"])  # [S, updates]
+    final = np.nanmean(returns[:, -10:], axis=1)
+    print(f"trained {config.total_steps} steps x {args.seeds} seeds in {seconds:.0f}s; meta-episode return at the end {final.round(1)}")
     for name, (mean, err) in (("untrained", before), ("trained", after)):
-        print(name, " ".join(f"trial {i + 1}: {m:.1f} +- {e:.1f}" for i, (m, e) in enumerate(zip(mean, err))))
+        for seed, (m, e) in enumerate(zip(mean, err)):
+            print(name, f"seed {seed}:", " ".join(f"trial {i + 1}: {a:.1f} +- {b:.1f}" for i, (a, b) in enumerate(zip(m, e))))
     write_doc(args, argv, config, seconds, before, after, metrics)
+
+
+def in_context_gains(after: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each seed's last-trial minus first-trial return and its standard error: ``([S], [S])``."""
+    mean, err = after
+    return mean[:, -1] - mean[:, 0], np.hypot(err[:, -1], err[:, 0])
 
 
 def write_doc(args, argv, config, seconds, before, after, metrics) -> None:
@@ -84,47 +94,50 @@ def write_doc(args, argv, config, seconds, before, after, metrics) -> None:
     import matplotlib.pyplot as plt
 
     trials = np.arange(1, args.trials + 1)
+    seeds = range(before[0].shape[0])
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for label, (mean, err) in (("untrained", before), ("trained", after)):
-        left.errorbar(trials, mean, yerr=err, marker="o", capsize=3, label=label)
-    left.set(xlabel="trial within the meta-episode", ylabel="mean return (held-out tasks)", xticks=trials)
+    for label, (mean, _), color in (("untrained", before, "tab:gray"), ("trained", after, "tab:blue")):
+        for seed in seeds:
+            left.plot(trials, mean[seed], marker="o", color=color, alpha=0.8, label=label if seed == 0 else None)
+    left.set(xlabel="trial within the meta-episode", ylabel="mean return (held-out tasks), one line per seed", xticks=trials)
     left.legend()
-    steps = np.asarray(metrics["env_steps"])
-    right.plot(steps, np.asarray(metrics["episode_return"]))
+    steps = np.asarray(metrics["env_steps"])  # [S, updates]
+    for seed in seeds:
+        right.plot(steps[seed], np.asarray(metrics["episode_return"])[seed], label=f"seed {seed}")
     right.set(xlabel="env steps", ylabel="meta-episode return (training tasks)")
+    right.legend()
     figure.tight_layout()
     figure.savefig(args.figure, dpi=120)
-    mean, err = after
+    cell = lambda mean, err, seed, i: f"{mean[seed, i]:.1f} ± {err[seed, i]:.1f}"  # noqa: E731
+    header = "| trial | untrained, mean over seeds | " + " | ".join(f"trained, seed {s}" for s in seeds) + " |"
     rows = "\n".join(
-        f"| {i + 1} | {b:.1f} ± {be:.1f} | {m:.1f} ± {e:.1f} |"
-        for i, (b, be, m, e) in enumerate(zip(before[0], before[1], mean, err))
+        f"| {i + 1} | {before[0][:, i].mean():.1f} | " + " | ".join(cell(*after, s, i) for s in seeds) + " |"
+        for i in range(args.trials)
+    )
+    gains, gain_errs = in_context_gains(after)
+    per_seed = ", ".join(f"{g:+.1f} ± {e:.1f}" for g, e in zip(gains, gain_errs))
+    learned = int(np.sum(gains > 2.0 * gain_errs))
+    tasks = "rulesets" if runs_own_trials(args.env) else "projections"
+    verdict = (
+        f"Last trial minus first, per seed: {per_seed}. On {learned} of {len(gains)} seeds the gain exceeds twice "
+        "its standard error, i.e. the agent learns within the meta-episode there; where it does not, PPO has "
+        f"learnt one policy that works across {tasks} from the first trial."
     )
     backbone = config.backbone
-    gap, gap_err = mean[-1] - mean[0], float(np.hypot(err[-1], err[0]))
-    tasks = "rulesets" if runs_own_trials(args.env) else "projections"
-    if gap > 2.0 * gap_err:
-        verdict = (
-            f"The last trial returns {gap:.1f} ± {gap_err:.1f} more than the first: "
-            "the agent learns within the meta-episode."
-        )
-    else:
-        verdict = (
-            f"The last trial returns {gap:+.1f} ± {gap_err:.1f} relative to the first: at this budget the agent "
-            f"does not improve within the meta-episode; it has learnt one policy that works across {tasks}."
-        )
     held_out = "the benchmark's held-out rulesets" if runs_own_trials(args.env) else "`MetaRL(eval_tasks=True)`"
     figure_link = os.path.relpath(args.figure, Path(args.doc).resolve().parent)
     block = f"""![per-trial return]({figure_link})
 
-| trial | untrained policy | trained policy |
-|---|---|---|
+{header}
+|{"---|" * (len(seeds) + 2)}
 {rows}
 
 {verdict}
 
 Mean return ± standard error over {args.eval_envs} held-out tasks (sampled actions), one
 meta-episode each of {args.trials} trials of at most {args.episode_limit} steps on {args.env}.
-Trained for {config.total_steps:,} env steps in {seconds:.0f} s on a 2-core CPU (seed {args.seed}):
+Trained for {config.total_steps:,} env steps per seed, {len(gains)} seeds together (vmapped; seed i is
+`train.py`'s seed i under root seed {args.seed}), in {seconds:.0f} s on a 2-core CPU:
 PPO `mnemax.agents.incontext.incontext_config`, {config.num_envs} envs x {config.num_steps} steps,
 {config.update_epochs} epochs x {config.num_minibatches} minibatches, learning rate {config.learning_rate:g} annealed,
 backbone `{backbone.name}` {dict(backbone.options).get("num_layers")} layers x {backbone.features}.
