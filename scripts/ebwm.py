@@ -1,13 +1,15 @@
 """Does thinking help the energy-based world model? Prediction error vs thinking steps, in and out of distribution.
 
-Writes the generated blocks of docs/EBWM.md (and docs/ebwm.png)::
+Writes the generated block ``ebwm-<env>`` of docs/EBWM.md and its figure::
 
-    python scripts/ebwm.py [--updates 300] [--seeds 3] [--seed-offset 0]
+    python scripts/ebwm.py [--env pendulum|cartpole] [--updates 300] [--seeds 3] [--seed-offset 0]
 
-Dataset: gymnax Pendulum-v1 under a uniformly random policy, episodes of
-``LENGTH`` steps from reset. Training physics: gravity ``g`` drawn in
-``[8, 12]``, mass 1. Out of distribution: ``g = 16`` (gravity) and mass
-``m = 1.6`` (mass), both outside the training range. For each seed it trains
+Datasets (:data:`DATASETS`): gymnax Pendulum-v1 or CartPole-v1 under a
+uniformly random policy, episodes of ``LENGTH`` steps from reset. Pendulum:
+training gravity ``g`` drawn in ``[8, 12]``, mass 1; out of distribution
+``g = 16`` and mass ``m = 1.6``. CartPole: training pole half-length in
+``[0.4, 0.6]``, pole mass 0.1; out of distribution length 1.0 and pole mass
+0.5. Every test set but the first lies outside the training range. For each seed it trains
 the EBWM (System 1, ``--train-steps`` thinking steps) and the same-size
 direct-prediction baseline (``head=direct``) on the same batches for the same
 number of updates, then measures, on held-out episodes after a context of
@@ -26,10 +28,12 @@ number of updates, then measures, on held-out episodes after a context of
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -48,35 +52,89 @@ LENGTH, CONTEXT, HORIZON = 32, 16, 8
 STEPS = (1, 2, 4, 8, 16)
 K = 8
 DOC = Path(__file__).resolve().parents[1] / "docs" / "EBWM.md"
-PLOT = DOC.with_name("ebwm.png")
-DATASETS = {"in distribution": dict(gravity=(8.0, 12.0), mass=1.0), "gravity g=16": dict(gravity=(16.0, 16.0), mass=1.0), "mass m=1.6": dict(gravity=(8.0, 12.0), mass=1.6)}
 
 
-def pendulum_episodes(key: jax.Array, episodes: int, gravity: tuple[float, float], mass: float) -> SequenceBatch:
-    """``episodes`` random-policy Pendulum-v1 episodes of ``LENGTH`` steps, ``[LENGTH, episodes]``; actions scaled to [-1, 1]."""
-    env, default = gymnax.make("Pendulum-v1")
-    g_key, reset_key, act_key = jax.random.split(key, 3)
-    gs = jax.random.uniform(g_key, (episodes,), minval=gravity[0], maxval=gravity[1])
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """One env's random-policy episodes: the physics drawn per episode for training and for each test set.
 
-    def episode(g, reset_key, act_key):
-        params = default.replace(g=g, m=mass)
-        obs, state = env.reset(reset_key, params)
-        actions = jax.random.uniform(act_key, (LENGTH, 1), minval=-1.0, maxval=1.0)
+    ``physics`` maps a test set's name to ``{param: (low, high)}``, each
+    episode drawing its value uniformly (low == high: fixed); the first entry is
+    the training distribution. ``set_physics(params, draws)`` returns the env
+    params with the drawn values (and whatever depends on them).
+    """
 
-        def step(carry, inputs):
-            obs, state, prev, reward = carry
-            action, key = inputs
-            next_obs, state, next_reward, *_ = env.step(key, state, action * params.max_torque, params)
-            return (next_obs, state, action, next_reward), (obs, prev, reward)
+    env: str
+    obs_size: int
+    action_size: int
+    physics: dict[str, dict[str, tuple[float, float]]]
+    set_physics: Callable[[Any, dict[str, jax.Array]], Any]
+    random_action: Callable[[jax.Array, Any], tuple[jax.Array, jax.Array]]  # key, params -> (env action, model input)
+    plot: str
 
-        first = (obs, state, jnp.zeros((1,)), jnp.zeros(()))
-        _, (obs, prev, rewards) = jax.lax.scan(step, first, (actions, jax.random.split(act_key, LENGTH)))
-        return obs, prev, rewards
 
-    obs, prev, rewards = jax.vmap(episode)(gs, jax.random.split(reset_key, episodes), jax.random.split(act_key, episodes))
+def _cartpole_physics(params: Any, draws: dict[str, jax.Array]) -> Any:
+    params = params.replace(**draws)
+    return params.replace(total_mass=params.masscart + params.masspole, polemass_length=params.masspole * params.length)
+
+
+def _uniform_torque(key: jax.Array, params: Any) -> tuple[jax.Array, jax.Array]:
+    action = jax.random.uniform(key, (1,), minval=-1.0, maxval=1.0)
+    return action * params.max_torque, action
+
+
+def _coin_flip(key: jax.Array, params: Any) -> tuple[jax.Array, jax.Array]:
+    action = jax.random.randint(key, (), 0, 2)
+    return action, jax.nn.one_hot(action, 2)
+
+
+DATASETS = {
+    "pendulum": Dataset(
+        "Pendulum-v1", 3, 1,
+        {"in distribution": dict(g=(8.0, 12.0), m=(1.0, 1.0)), "gravity g=16": dict(g=(16.0, 16.0), m=(1.0, 1.0)),
+         "mass m=1.6": dict(g=(8.0, 12.0), m=(1.6, 1.6))},
+        lambda params, draws: params.replace(**draws), _uniform_torque, "ebwm.png",
+    ),
+    "cartpole": Dataset(
+        "CartPole-v1", 4, 2,
+        {"in distribution": dict(length=(0.4, 0.6), masspole=(0.1, 0.1)),
+         "pole length 1.0": dict(length=(1.0, 1.0), masspole=(0.1, 0.1)),
+         "pole mass 0.5": dict(length=(0.4, 0.6), masspole=(0.5, 0.5))},
+        _cartpole_physics, _coin_flip, "ebwm-cartpole.png",
+    ),
+}
+
+
+def random_episodes(dataset: Dataset, key: jax.Array, episodes: int, physics: dict[str, tuple[float, float]]) -> SequenceBatch:
+    """``episodes`` random-policy episodes of ``LENGTH`` steps from reset, ``[LENGTH, episodes]``, physics drawn per episode.
+
+    The env's own dynamics run for all ``LENGTH`` steps (``step_env``, no
+    auto-reset): a CartPole that falls keeps falling, its reward is 0 and its
+    continue flag 0 from then on, which the model must predict too.
+    """
+    env, default = gymnax.make(dataset.env)
+    draw_key, reset_key, act_key = jax.random.split(key, 3)
+    draw_keys = jax.random.split(draw_key, len(physics))
+    draws = {name: jax.random.uniform(k, (episodes,), minval=low, maxval=high) for k, (name, (low, high)) in zip(draw_keys, physics.items())}
+
+    def episode(draw, reset_key, act_key):
+        params = dataset.set_physics(default, draw)
+        obs, state = env.reset_env(reset_key, params)
+
+        def step(carry, key):
+            obs, state, prev, reward, flag = carry
+            env_action, action = dataset.random_action(key, params)
+            next_obs, state, next_reward, done, _ = env.step_env(key, state, env_action, params)
+            return (next_obs, state, action, next_reward, 1.0 - done.astype(jnp.float32)), (obs, prev, reward, flag)
+
+        first = (obs, state, jnp.zeros((dataset.action_size,)), jnp.zeros(()), jnp.ones(()))
+        _, data = jax.lax.scan(step, first, jax.random.split(act_key, LENGTH))
+        return data
+
+    obs, prev, rewards, continues = jax.vmap(episode)(draws, jax.random.split(reset_key, episodes), jax.random.split(act_key, episodes))
     time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
     resets = jnp.zeros((LENGTH, episodes), bool).at[0].set(True)
-    return SequenceBatch(time_major(obs), time_major(prev), time_major(rewards), jnp.ones((LENGTH, episodes)), resets)
+    return SequenceBatch(time_major(obs), time_major(prev), time_major(rewards), time_major(continues), resets)
 
 
 def sample_episodes(data: SequenceBatch, key: jax.Array, batch_size: int = 16) -> SequenceBatch:
@@ -151,21 +209,24 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seed-offset", type=int, default=0)
     parser.add_argument("--train-steps", type=int, default=4, help="System 1 thinking steps in training")
     parser.add_argument("--hidden", type=int, default=32)
+    parser.add_argument("--env", choices=sorted(DATASETS), default="pendulum", help="the dataset (section ebwm-<env> of docs/EBWM.md)")
     args = parser.parse_args(argv)
+    dataset = DATASETS[args.env]
     jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "mnemax-jax"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     size = dict(hidden=args.hidden, layers=2, heads=2, context=8)
     models = {
-        "EBWM": make_world_model(EBWMConfig(**size, thinking_steps=args.train_steps, candidate_noise=0.3), (3,), 1),
-        "direct": make_world_model(EBWMConfig(**size, head="direct"), (3,), 1),
+        "EBWM": make_world_model(EBWMConfig(**size, thinking_steps=args.train_steps, candidate_noise=0.3), (dataset.obs_size,), dataset.action_size),
+        "direct": make_world_model(EBWMConfig(**size, head="direct"), (dataset.obs_size,), dataset.action_size),
     }
     counts = {n: sum(x.size for x in jax.tree.leaves(m.init(jax.random.key(0)))) for n, m in models.items()}
     results: dict[str, dict[str, list]] = {n: {} for n in models}
     seeds = range(args.seed_offset, args.seed_offset + args.seeds)
     for seed in seeds:
         key = jax.random.key(seed)
-        train = pendulum_episodes(jax.random.fold_in(key, 0), 512, **DATASETS["in distribution"])
-        tests = {name: pendulum_episodes(jax.random.fold_in(key, 1 + i), 256, **p) for i, (name, p) in enumerate(DATASETS.items())}
+        physics = list(dataset.physics.values())
+        train = random_episodes(dataset, jax.random.fold_in(key, 0), 512, physics[0])
+        tests = {name: random_episodes(dataset, jax.random.fold_in(key, 1 + i), 256, p) for i, (name, p) in enumerate(dataset.physics.items())}
         for name, model in models.items():
             tic = time.perf_counter()
             fit = fit_world_model(model, train, sample_episodes, args.updates, 1e-3, jax.random.fold_in(key, 9))
@@ -175,11 +236,12 @@ def main(argv: list[str]) -> None:
             results[name].setdefault("train_seconds", []).append(fit.seconds)
             if seed == seeds[0]:
                 results[name]["cost"] = [prediction_cost(model, fit.params, tests["in distribution"], n) for n in (1, 2, 8)]
-    write_doc(args, results, counts, list(seeds))
+    write_doc(args, dataset, results, counts, list(seeds))
 
 
-def write_doc(args, results, counts, seeds) -> None:
-    command = f"python scripts/ebwm.py --updates {args.updates} --seeds {args.seeds} --seed-offset {args.seed_offset} --train-steps {args.train_steps} --hidden {args.hidden}"
+def write_doc(args, dataset: Dataset, results, counts, seeds) -> None:
+    command = (f"python scripts/ebwm.py --env {args.env} --updates {args.updates} --seeds {args.seeds} "
+               f"--seed-offset {args.seed_offset} --train-steps {args.train_steps} --hidden {args.hidden}")
     lines = [
         f"Command: `{command}` (seeds {seeds[0]}-{seeds[-1]}; mean ± std over seeds). Parameters: EBWM {counts['EBWM']}, "
         f"direct {counts['direct']}. Error: mean squared error of `[symlog obs, symlog reward, continue]`.",
@@ -187,7 +249,7 @@ def write_doc(args, results, counts, seeds) -> None:
         "| data | error | " + " | ".join(f"{n} steps" for n in STEPS) + " | direct |",
         "|---|---|" + "---|" * (len(STEPS) + 1),
     ]
-    for data_name in DATASETS:
+    for data_name in dataset.physics:
         for kind, label in (("one_step", "one-step"), ("open_loop", f"open loop {HORIZON}")):
             ebwm = np.array([r[kind] for r in results["EBWM"][data_name]])  # [seeds, steps]
             direct = np.array([r[kind][0] for r in results["direct"][data_name]])
@@ -195,7 +257,7 @@ def write_doc(args, results, counts, seeds) -> None:
             lines.append(f"| {data_name} | {label} | " + " | ".join(cells) + f" | {mean_std(direct)} |")
     lines += ["", f"Best-of-{K} (one-step error, {args.train_steps} thinking steps, noisy starts):", "",
               "| data | lowest energy | random of K | mean of K | Spearman(energy, error) | gain 2 -> 8 steps |", "|---|---|---|---|---|---|"]
-    for data_name in DATASETS:
+    for data_name in dataset.physics:
         rows = results["EBWM"][data_name]
         gain = [1.0 - r["one_step"][STEPS.index(8)] / r["one_step"][STEPS.index(2)] for r in rows]
         lines.append(
@@ -209,11 +271,12 @@ def write_doc(args, results, counts, seeds) -> None:
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {results[name]['cost'][0][1]:.3g} |")
     lines += ["", f"Training ({args.updates} updates of 16 x {LENGTH}, compiled, mean seconds): EBWM "
               f"{np.mean(results['EBWM']['train_seconds']):.1f}, direct {np.mean(results['direct']['train_seconds']):.1f}."]
-    replace_section(DOC, "ebwm-pendulum", "\n".join(lines), new_document="# Energy-based world model\n")
-    plot(results)
+    lines += ["", f"![error vs thinking steps, {dataset.env}]({dataset.plot})"]
+    replace_section(DOC, f"ebwm-{args.env}", "\n".join(lines), new_document="# Energy-based world model\n")
+    plot(dataset, results)
 
 
-def plot(results) -> None:
+def plot(dataset: Dataset, results) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,7 +284,7 @@ def plot(results) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, kind in zip(axes, ("one_step", "open_loop")):
-        for data_name in DATASETS:
+        for data_name in dataset.physics:
             values = np.array([r[kind] for r in results["EBWM"][data_name]])
             ax.errorbar(STEPS, values.mean(0), values.std(0), marker="o", label=f"EBWM, {data_name}")
             direct = np.mean([r[kind][0] for r in results["direct"][data_name]])
@@ -232,7 +295,7 @@ def plot(results) -> None:
         ax.set_title(kind.replace("_", "-") + " error (dashed: direct)")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(PLOT, dpi=120)
+    fig.savefig(DOC.with_name(dataset.plot), dpi=120)
 
 
 if __name__ == "__main__":
