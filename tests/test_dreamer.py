@@ -152,8 +152,8 @@ def test_card_games_reach_the_world_model_one_hot_unless_asked_otherwise():
 
 def test_returns_bootstrap_from_the_critic_the_config_names():
     params = Params(model=None, actor=None, critic="trained", slow_critic="slow")
-    assert bootstrap_critic(DreamerConfig(**TINY), params) == "slow"  # mnemax's default
-    assert bootstrap_critic(DreamerConfig(**TINY, slow_target=False), params) == "trained"  # DreamerV3's
+    assert bootstrap_critic(DreamerConfig(**TINY), params) == "trained"  # DreamerV3's, the default
+    assert bootstrap_critic(DreamerConfig(**TINY, slow_target=True), params) == "slow"
 
 
 def test_critic_objective_is_the_return_log_loss_plus_the_slow_critic_pull():
