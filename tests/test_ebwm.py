@@ -239,9 +239,26 @@ DREAMER_TINY = [
 ]
 
 
+@pytest.mark.parametrize("recipe", ["system1", "system2"])
+def test_differentiating_only_the_last_thinking_step_keeps_the_loss_and_drops_the_earlier_steps_gradients(recipe):
+    batch, key = random_batch(jax.random.key(3)), jax.random.key(4)
+    extra = dict(recipe=recipe, min_thinking_steps=2, thinking_steps=2)  # System 2 with a fixed count: comparable
+    full, last = tiny_model(**extra), tiny_model(**extra, differentiate="last")
+    (loss_full, _), grad_full = jax.value_and_grad(full.loss, has_aux=True)(PARAMS, batch, key)
+    (loss_last, _), grad_last = jax.value_and_grad(last.loss, has_aux=True)(PARAMS, batch, key)
+    np.testing.assert_allclose(loss_last, loss_full, rtol=1e-6)  # same forward pass
+    differences = jax.tree.leaves(jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), grad_full, grad_last))
+    assert max(differences) > 1e-4  # the first step's second-order term is gone
+    # With one thinking step, that step is the last: nothing changes.
+    one_full, one_last = tiny_model(thinking_steps=1), tiny_model(thinking_steps=1, differentiate="last")
+    grads = [jax.grad(lambda p, m=m: m.loss(p, batch, key)[0])(PARAMS) for m in (one_full, one_last)]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), *grads)
+
+
 @pytest.mark.parametrize(
     "override, pattern",
     [
+        ("world_model.differentiate=first", r"EBWMConfig\.differentiate must be one of all, last, got 'first'"),
         ("world_model.thinking_steps=-1", r"EBWMConfig\.thinking_steps must be a positive integer, got -1"),
         ("world_model.candidates=0", r"EBWMConfig\.candidates is K of best-of-K and must be at least 1, got 0"),
         ("world_model.recipe=system3", r"EBWMConfig\.recipe must be one of system1, system2, got 'system3'"),

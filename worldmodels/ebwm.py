@@ -52,6 +52,7 @@ from mnemax.worldmodels.registry import register_world_model
 RECIPES = ("system1", "system2")
 HEADS = ("energy", "direct")
 INITIAL_CANDIDATES = ("last", "noise")
+DIFFERENTIATE = ("all", "last")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,9 @@ class EBWMConfig:
     initial_candidate: ``last`` (the latest observation, reward 0, continue 1) or ``noise`` (zeros).
     candidate_noise: std of the Gaussian noise added to every initial candidate (spreads the K).
     grad_clamp: each element of ``grad_y E`` is clipped to ``[-grad_clamp, grad_clamp]``.
+    differentiate: ``all`` backpropagates the loss through every thinking step's own gradient of E;
+      ``last`` (EBT's truncated option) only through the last step's, which saves the second-order
+      backward pass of the earlier steps (the loss still averages every step's error).
     head: ``energy`` (EBWM) or ``direct`` (same transformer, MSE on the next target).
     """
 
@@ -88,6 +92,7 @@ class EBWMConfig:
     initial_candidate: str = "last"
     candidate_noise: float = 0.1
     grad_clamp: float = 10.0
+    differentiate: str = "all"
     head: str = "energy"
 
     def __post_init__(self) -> None:
@@ -113,7 +118,8 @@ class EBWMConfig:
         for name in ("langevin_noise", "candidate_noise"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"EBWMConfig.{name} is a standard deviation and must be at least 0, got {getattr(self, name)}.")
-        for name, valid in (("recipe", RECIPES), ("head", HEADS), ("initial_candidate", INITIAL_CANDIDATES)):
+        for name, valid in (("recipe", RECIPES), ("head", HEADS), ("initial_candidate", INITIAL_CANDIDATES),
+                            ("differentiate", DIFFERENTIATE)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"EBWMConfig.{name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}.")
 
@@ -436,13 +442,19 @@ class EnergyWorldModel:
             refined, energies = think(energy, jax.lax.stop_gradient(y), alpha, config.grad_clamp)
             return refined + noise * jax.random.normal(key, y.shape), energies
 
+        def undifferentiated_step(y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+            return jax.lax.stop_gradient(thinking_step(y, key))
+
         def skipped(y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
             return y, jnp.zeros(y.shape[:-1], y.dtype)
 
         def step(y: jax.Array, inputs):
             index, key = inputs
             ran = index < steps
-            if config.recipe == "system2":
+            if config.differentiate == "last":  # one of three branches runs; only the last step's has a backward pass
+                branch = jnp.where(index == steps - 1, 0, jnp.where(ran, 1, 2))
+                y, energies = jax.lax.switch(branch, (thinking_step, undifferentiated_step, skipped), y, key)
+            elif config.recipe == "system2":
                 y, energies = jax.lax.cond(ran, thinking_step, skipped, y, key)
             else:
                 y, energies = thinking_step(y, key)

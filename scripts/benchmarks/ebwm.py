@@ -53,10 +53,12 @@ def _train_step(model, optimizer):
 
 
 def _cases(hidden: int) -> dict[str, EBWMConfig]:
-    """The models compared at one width: System 1 at 2 thinking steps (the issue's case), System 2 at up to 4, direct."""
+    """The models compared at one width: System 1 at 2 thinking steps (the issue's case; also with only the last
+    step differentiated, EBT's truncated option), System 2 at up to 4, direct."""
     size = dict(hidden=hidden, layers=2, heads=4, context=16)
     return {
         "EBWM System 1, 2 steps": EBWMConfig(**size, thinking_steps=2),
+        "EBWM System 1, 2 steps, last differentiated": EBWMConfig(**size, thinking_steps=2, differentiate="last"),
         "EBWM System 2, 1-4 steps": EBWMConfig(**size, recipe="system2", thinking_steps=4, min_thinking_steps=1, langevin_noise=0.01),
         "direct": EBWMConfig(**size, head="direct"),
     }
