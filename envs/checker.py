@@ -116,6 +116,7 @@ def _run_checks(env: Any, params: Any, num_steps: int, key: jax.Array, findings:
         add("api", f"observation_space/action_space(params) failed with {_describe(error)}; they must accept the env's params.", stop=True)
     sample_action = _action_sampler(action_space)
     _check_action_space(add, env, action_space)
+    _check_spaces_under_trace(add, env, params, key)
 
     # 1. Tracing: return arity, control flow on tracers, reset/step agreement.
     _check_step_env_against_reset_env(env, params, key, add)
@@ -181,6 +182,27 @@ def _run_checks(env: Any, params: Any, num_steps: int, key: jax.Array, findings:
 
     # 4. Determinism: a fresh trace of a copy must give the same program.
     _check_determinism(add, env, params, sample_action, key)
+
+
+def _check_spaces_under_trace(add: Callable, env: Any, params: Any, key: jax.Array) -> None:
+    """The spaces must also be built inside jitted code, where gymnax-style agents sample from them.
+
+    A space whose size comes from a JAX computation (``int(jnp_array)``) builds
+    fine outside jit and fails with a ConcretizationTypeError inside it.
+    """
+
+    def build_and_sample(k):
+        env.observation_space(params)
+        return env.action_space(params).sample(k)
+
+    try:
+        jax.eval_shape(build_and_sample, key)
+    except Exception as error:  # noqa: BLE001 - any failure is reported as a finding
+        add(
+            "api",
+            f"observation_space/action_space(params) failed inside jax.jit with {_describe(error)}; compute their "
+            "sizes from Python or NumPy values (e.g. once in __init__) so agents can build them in jitted code.",
+        )
 
 
 def _check_action_space(add: Callable, env: Any, space: Any) -> None:

@@ -95,6 +95,8 @@ class NavixEnv(SuiteEnv):
 
         self.env_id = env_id
         self.navix_env = navix.make(env_id, max_steps=int(max_steps), **navix_kwargs)
+        # Navix's Discrete.n is a JAX array; read it once here so action_space also builds inside jit.
+        self.action_count = int(np.asarray(self.navix_env.action_space.maximum)) + 1
 
     @property
     def default_params(self) -> SuiteParams:
@@ -111,8 +113,12 @@ class NavixEnv(SuiteEnv):
         time_limit_hit = timestep.step_type == NAVIX_TRUNCATION
         return timestep.observation, timestep, timestep.reward, terminated, time_limit_hit, {}
 
+    @property
+    def num_actions(self) -> int:
+        return self.action_count
+
     def action_space(self, params: SuiteParams | None = None) -> spaces.Discrete:
-        return spaces.Discrete(int(self.navix_env.action_space.n))
+        return spaces.Discrete(self.action_count)
 
     def observation_space(self, params: SuiteParams | None = None) -> spaces.Box:
         # Navix declares a maximum (8 for the symbolic grid) below the ids it emits (10 and more), so the

@@ -126,6 +126,13 @@ class TooManyActions(GoodEnv):
         return spaces.Discrete(5)
 
 
+class TracedActionCount(GoodEnv):
+    """Sizes its action space with a JAX value (as Navix's ``Discrete.n`` is): fine eagerly, fails under jit."""
+
+    def action_space(self, params=None):
+        return spaces.Discrete(int(jnp.asarray(1) + 1))
+
+
 class ResetReturnsThreeValues(GoodEnv):
     def reset_env(self, key, params):
         obs, state = super().reset_env(key, params)
@@ -162,6 +169,7 @@ PLANTED = [
     (DictMissingKey, "observation_space", "keys 'tokens' that Observations lack"),
     (DictTokenDtype, "observation_space", "Observations['tokens'] have dtype int32 but observation_space['tokens'] says uint8"),
     (TooManyActions, "action_space", "Discrete(5) but num_actions is 2"),
+    (TracedActionCount, "api", "failed inside jax.jit with ConcretizationTypeError"),
     (ResetReturnsThreeValues, "api", "reset could not unpack a return value [ValueError: too many values to unpack (expected 2)]; with gymnax>=1.0 reset_env returns (obs, state)"),
     (ObservationOutOfBounds, "observation_space", "outside observation_space"),
     (ObservationDtypeChanges, "reset_step_mismatch", "differ in dtype or shape"),
