@@ -36,14 +36,20 @@ class CraftaxEnv(LegacyGymnaxSuiteEnv):
 
     Args:
       env_id: one of :data:`CRAFTAX_ENV_IDS`.
+      reset_ratio: vmapped copies per freshly generated world on each step (mnemax.envs.auto_reset);
+        16, as in Craftax's own PPO baseline, makes the world generation about 16x rarer; 1 gives
+        every copy whose episode ended a world of its own, as gymnax's auto-reset does.
     """
 
     prefix = "craftax/"
 
-    def __init__(self, env_id: str):
+    def __init__(self, env_id: str, reset_ratio: int = 16):
         require_suite("craftax", "Craftax", "craftax")
         if env_id not in CRAFTAX_ENV_IDS:
             raise ValueError(f"Craftax has no environment {env_id!r}; choose one of {', '.join(CRAFTAX_ENV_IDS)}.")
+        if int(reset_ratio) < 1:
+            raise ValueError(f"reset_ratio must be a positive number of copies per fresh world, got {reset_ratio}.")
+        self.reset_ratio = int(reset_ratio)
         from craftax.craftax_env import make_craftax_env_from_name
 
         self.env_id = env_id

@@ -21,12 +21,15 @@ keep their settings on the env object).
 from __future__ import annotations
 
 import importlib.util
+from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
+
+from mnemax.envs.auto_reset import auto_reset
 
 
 @struct.dataclass
@@ -74,6 +77,9 @@ class SuiteEnv(environment.Environment[SuiteState, SuiteParams]):
 
     prefix = ""
     env_id = ""
+    # None: gymnax's auto-reset (a fresh episode computed for every copy on every step); a number: the
+    # optimistic auto-reset of mnemax.envs.auto_reset with that many copies per fresh episode.
+    reset_ratio: int | None = None
 
     @property
     def name(self) -> str:
@@ -108,6 +114,20 @@ class SuiteEnv(environment.Environment[SuiteState, SuiteParams]):
 
     def is_truncated(self, state: SuiteState, params: SuiteParams) -> jax.Array:
         return state.truncated
+
+    @partial(jax.jit, static_argnames=("self",))
+    def step(self, key: jax.Array, state: SuiteState, action: jax.Array, params: SuiteParams | None = None):
+        """gymnax's ``Environment.step``; with ``reset_ratio`` set, the auto-reset builds only the episodes it needs."""
+        if self.reset_ratio is None:
+            return super().step(key, state, action, params)
+        params = self.default_params if params is None else params
+        key_step, key_reset = jax.random.split(key)
+        obs_st, state_st, reward, terminated, info = self.step_env(key_step, state, action, params)
+        truncated = self.is_truncated(state_st, params)
+        done = jnp.logical_or(terminated, truncated)
+        obs, state = auto_reset(self.reset_env, self.reset_ratio)(done, key_reset, params, obs_st, state_st)
+        info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_st}
+        return obs, state, reward, terminated, truncated, info
 
 
 class LegacyGymnaxSuiteEnv(SuiteEnv):

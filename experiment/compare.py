@@ -136,6 +136,13 @@ def grid_main(script: str, name: str, argv: Sequence[str], parse_args, train, re
     print(f"wrote {args.doc} and {args.figure}")
 
 
+def count_parameters(tree) -> int:
+    """Number of scalars in a pytree of arrays (or of shapes from ``jax.eval_shape``)."""
+    import jax
+
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree))
+
+
 def parameter_count(config) -> int:
     """Trainable parameters of one seed of ``config``'s agent, from shapes alone (nothing is compiled or run)."""
     import jax
@@ -146,7 +153,7 @@ def parameter_count(config) -> int:
     env, env_params = entry.make_env(config.env.name, **dict(config.env.kwargs))
     trainer = entry.make_trainer(config.agent, env, env_params)
     state = jax.eval_shape(trainer.init, jax.random.key(0))
-    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(state.params))
+    return count_parameters(state.params)
 
 
 def backbone_variants(backbones: Sequence[str]) -> list[Variant]:

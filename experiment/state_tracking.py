@@ -30,6 +30,7 @@ import numpy as np
 import optax
 
 import mnemax.backbones as backbones
+from mnemax.experiment.compare import count_parameters
 
 
 def parity_stream(key: jax.Array, batch: int, length: int) -> tuple[jax.Array, jax.Array]:
@@ -160,7 +161,7 @@ def train_and_test(variant: Variant, task: str, config: StateTrackingConfig, see
         "accuracy": np.stack(accuracies, axis=1),  # [seeds, lengths]
         "final_loss": np.asarray(losses[:, -50:].mean(axis=1)),
         "train_seconds": train_seconds,
-        "parameters": int(sum(x.size for x in jax.tree.leaves(init(jax.random.key(0))[0]))),
+        "parameters": count_parameters(init(jax.random.key(0))[0]),
     }
 
 

@@ -43,6 +43,7 @@ from scipy.stats import spearmanr
 import gymnax
 
 from mnemax.experiment.markdown import replace_section
+from mnemax.experiment.compare import count_parameters
 from mnemax.worldmodels import SequenceBatch, make_world_model
 from mnemax.worldmodels.distributions import symlog
 from mnemax.worldmodels.ebwm import EBWMConfig, target_vector
@@ -219,7 +220,7 @@ def main(argv: list[str]) -> None:
         "EBWM": make_world_model(EBWMConfig(**size, thinking_steps=args.train_steps, candidate_noise=0.3), (dataset.obs_size,), dataset.action_size),
         "direct": make_world_model(EBWMConfig(**size, head="direct"), (dataset.obs_size,), dataset.action_size),
     }
-    counts = {n: sum(x.size for x in jax.tree.leaves(m.init(jax.random.key(0)))) for n, m in models.items()}
+    counts = {n: count_parameters(m.init(jax.random.key(0))) for n, m in models.items()}
     results: dict[str, dict[str, list]] = {n: {} for n in models}
     seeds = range(args.seed_offset, args.seed_offset + args.seeds)
     for seed in seeds:

@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from benchmarks.timing import Table, measure_interleaved, megabytes
+from mnemax.experiment.compare import count_parameters
 from mnemax.worldmodels import SequenceBatch, make_world_model
 from mnemax.worldmodels.ebwm import EBWMConfig
 
@@ -73,19 +74,19 @@ def run(quick: bool) -> list[Table]:
     )
     data = _batch(length, batch, jax.random.key(0))
     for hidden in widths:
-        cases = []
-        for config in _cases(hidden).values():
+        names, cases = [], []
+        for name, config in _cases(hidden).items():
             model = make_world_model(config, (OBS,), ACTIONS)
             params = model.init(jax.random.key(1))
             optimizer = optax.chain(optax.clip_by_global_norm(1000.0), optax.adam(1e-3, eps=1e-8))
+            names.append(name)
             cases.append((_train_step(model, optimizer), (params, optimizer.init(params), data, jax.random.key(2))))
         measured = measure_interleaved(cases, rounds=rounds, min_seconds=min_seconds)
         direct = measured[-1]
-        for (name, _), (_, args), result in zip(_cases(hidden).items(), cases, measured):
+        for name, (_, args), result in zip(names, cases, measured):
             ratios = [a / b for a, b in zip(result.seconds, direct.seconds)]
-            parameters = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(args[0]))
             table.rows.append([
-                name, hidden, f"{parameters:,}", result.median_seconds * 1e3,
+                name, hidden, f"{count_parameters(args[0]):,}", result.median_seconds * 1e3,
                 f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})",
                 result.compile_seconds, megabytes(result.peak_bytes),
             ])
