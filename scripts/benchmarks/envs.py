@@ -25,18 +25,31 @@ QUICK = ["CartPole-v1", "popgym/RepeatPreviousEasy", "brax/inverted_pendulum"]
 
 
 def random_rollout(env: Any, params: Any, num_envs: int, num_steps: int, policy: Any = None):
-    """``key -> (total reward [num_envs], last observations)``: ``num_envs`` copies stepped ``num_steps`` times.
+    """``key -> (total reward [num_envs], last observations)``: ``num_envs`` copies reset, then stepped ``num_steps`` times.
 
     The observations are returned so that XLA cannot drop the dynamics when the
     reward does not depend on them (inverted_pendulum pays 1 every step).
     ``policy(key, state) -> action`` replaces the uniform random actions (the
     memory suite's scripted data policy).
     """
+    steps = random_steps(env, params, num_envs, num_steps, policy)
 
     def run(key: jax.Array) -> jax.Array:
-        reset_keys = jax.random.split(key, num_envs)
-        first_obs, state = jax.vmap(env.reset, in_axes=(0, None))(reset_keys, params)
+        first_obs, state = reset_copies(env, params, num_envs)(key)
+        return steps(key, state, first_obs)
 
+    return run
+
+
+def reset_copies(env: Any, params: Any, num_envs: int):
+    """``key -> (observations, states)`` of ``num_envs`` freshly reset copies."""
+    return lambda key: jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, num_envs), params)
+
+
+def random_steps(env: Any, params: Any, num_envs: int, num_steps: int, policy: Any = None):
+    """``(key, states, observations) -> (total reward, last observations)``: the stepping half of :func:`random_rollout`."""
+
+    def run(key: jax.Array, state: Any, first_obs: Any) -> jax.Array:
         def body(carry, step_key):
             state, total, _ = carry
             action_keys, step_keys = jax.random.split(step_key, (2, num_envs))
@@ -54,10 +67,21 @@ def random_rollout(env: Any, params: Any, num_envs: int, num_steps: int, policy:
     return run
 
 
-def throughput_row(name: str, num_envs: int, num_steps: int, repeats: int) -> list[Any]:
-    """``[name, steps/s, compile s, peak MB]`` of :func:`random_rollout` on ``make(name)``."""
-    env, params = make(name)
-    result = measure(random_rollout(env, params, num_envs, num_steps), jax.random.PRNGKey(0), repeats=repeats)
+def throughput_row(
+    name: str, num_envs: int, num_steps: int, repeats: int, env: Any = None, params: Any = None, time_reset: bool = True
+) -> list[Any]:
+    """``[name, steps/s, compile s, peak MB]`` of :func:`random_rollout` on ``make(name)`` (or on ``env``).
+
+    With ``time_reset=False`` the copies are reset once beforehand and only the
+    steps are timed (Craftax's first reset of 1024 copies alone takes a minute).
+    """
+    if env is None:
+        env, params = make(name)
+    if time_reset:
+        result = measure(random_rollout(env, params, num_envs, num_steps), jax.random.PRNGKey(0), repeats=repeats)
+    else:
+        obs, state = jax.jit(reset_copies(env, params, num_envs))(jax.random.PRNGKey(1))
+        result = measure(random_steps(env, params, num_envs, num_steps), jax.random.PRNGKey(0), state, obs, repeats=repeats)
     return [name, num_envs * num_steps / result.median_seconds, result.compile_seconds, megabytes(result.peak_bytes)]
 
 

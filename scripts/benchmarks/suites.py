@@ -1,42 +1,78 @@
 """JAX environment suites' throughput: random-policy steps per second, as in the envs section.
 
-One environment per suite of ``mnemax.envs.registry.SUITES`` (Craftax,
-Navix, XLand-MiniGrid, POPGym Arcade) at its default options, ``num_envs``
-vmapped copies under ``lax.scan``, auto-reset included; a suite that is not
-installed gets a row saying so. Its own section, so that measuring the suites
-does not rerun the envs section's forty environments.
+One or two environments per suite of ``mnemax.envs.registry.SUITES``
+(Craftax, Navix, XLand-MiniGrid, POPGym Arcade) at their default options,
+vmapped copies under ``lax.scan`` from a reset done beforehand (Craftax's
+first reset of 1024 copies alone takes a minute), auto-reset included; a suite that is not
+installed gets a row saying so. Craftax's reset generates a world, which
+costs far more than a step: its adapter resets optimistically
+(``mnemax.envs.auto_reset``, ``reset_ratio=16``), and two more rows of
+Craftax-Classic show what that saves: ``reset_ratio=1`` (a world of its own
+for every copy, the cost of gymnax's auto-reset) and the suite's own
+``step_env`` with no auto-reset at all. Its own section, so that measuring
+the suites does not rerun the envs section's forty environments.
 """
 
 from __future__ import annotations
 
-from mnemax.envs import registry
+from typing import Any
+
+from mnemax.envs import make, registry
 
 from .envs import throughput_row
 from .timing import Table
 
-# Full Craftax is left out: gymnax's auto-reset builds a fresh episode on every step, and Craftax's reset
-# generates nine floors of world, so 1024 copies ran for minutes per call on two cores.
+# (id, copies, make() options, label suffix): 1024 copies except where a 32-step call would take minutes.
 SUITE_ENVS = [
-    "craftax/Craftax-Classic-Symbolic-v1",
-    "navix/Navix-DoorKey-8x8-v0",
-    "xminigrid/XLand-MiniGrid-R1-9x9",
-    "popgym_arcade/CountRecallEasy",
+    ("craftax/Craftax-Classic-Symbolic-v1", 1024, {}, ""),
+    ("craftax/Craftax-Classic-Symbolic-v1", 64, {"reset_ratio": 1}, " (reset_ratio=1)"),
+    ("craftax/Craftax-Classic-Symbolic-v1", 1024, {}, " (no auto-reset)"),
+    ("craftax/Craftax-Symbolic-v1", 256, {}, ""),
+    ("navix/Navix-DoorKey-8x8-v0", 1024, {}, ""),
+    ("xminigrid/XLand-MiniGrid-R1-9x9", 1024, {}, ""),
+    ("popgym_arcade/CountRecallEasy", 1024, {}, ""),
 ]
 
 
+class WithoutAutoReset:
+    """``env`` whose ``step`` is its ``step_env``: episodes run on past their end and nothing is reset."""
+
+    def __init__(self, env: Any):
+        self.env = env
+
+    def reset(self, key, params):
+        return self.env.reset(key, params)
+
+    def action_space(self, params):
+        return self.env.action_space(params)
+
+    def step(self, key, state, action, params):
+        obs, state, reward, terminated, info = self.env.step_env(key, state, action, params)
+        return obs, state, reward, terminated, terminated, info
+
+
 def run(quick: bool) -> list[Table]:
-    num_envs, num_steps = (8, 4) if quick else (1024, 32)
+    num_steps = 4 if quick else 32
     table = Table(
-        title=f"JAX suites (craftax/, navix/, xminigrid/, popgym_arcade/), {num_envs} vmapped copies x {num_steps} scanned steps",
-        columns=["env", "steps/s", "compile s", "peak MB"],
-        note="Random actions, auto-reset included, each suite's own observation (POPGym Arcade: 128 x 128 x 3 uint8 pixels).",
+        title=f"JAX suites (craftax/, navix/, xminigrid/, popgym_arcade/), vmapped copies x {num_steps} scanned steps",
+        columns=["env", "copies", "steps/s", "compile s", "peak MB"],
+        note=(
+            "Random actions from freshly reset copies (the first reset is not timed), auto-reset included, each suite's own observation (POPGym Arcade: 128 x 128 x 3 uint8 "
+            "pixels). Craftax resets optimistically (one fresh world per 16 copies per step, mnemax.envs.auto_reset); "
+            "'reset_ratio=1' gives every copy that ended a world of its own, as gymnax's auto-reset does, and "
+            "'no auto-reset' steps with Craftax's step_env only."
+        ),
     )
     installed = {suite.prefix: suite.env_ids() for suite in registry.SUITES}
-    for name in SUITE_ENVS:
+    for name, copies, options, suffix in SUITE_ENVS:
+        copies = min(copies, 8) if quick else copies
         prefix, _, env_id = name.partition("/")
         if env_id not in installed[prefix + "/"]:
-            table.rows.append([name, "not installed", "", ""])
+            table.rows.append([name + suffix, copies, "not installed", "", ""])
             continue
-        table.rows.append(throughput_row(name, num_envs, num_steps, repeats=3))
+        env, params = make(name, **options)
+        env = WithoutAutoReset(env) if suffix == " (no auto-reset)" else env
+        row = throughput_row(name + suffix, copies, num_steps, repeats=3, env=env, params=params, time_reset=False)
+        table.rows.append([row[0], copies, *row[1:]])
         print(table.rows[-1], flush=True)
     return [table]
