@@ -63,22 +63,25 @@ def report(args: argparse.Namespace, runs: dict[str, dict], total_steps: int, co
     from mnemax.experiment.plots import _matplotlib
 
     command = command.replace(" --report-only", "")
-    reached = min(int(np.max(m["env_steps"])) for m in runs.values())
-    starts = range(0, reached - reached % BLOCK, BLOCK)
-    lines = [f"| targets | seed | " + " | ".join(f"{b // 1000}-{(b + BLOCK) // 1000}k" for b in starts)
-             + " | imagined return, last block |", "|---|---|" + "---|" * (len(starts) + 1)]
+    reached = {name: int(np.max(m["env_steps"])) for name, m in runs.items()}
+    furthest = max(reached.values())
+    starts = range(0, furthest - furthest % BLOCK, BLOCK)
+    lines = ["| targets | seed | " + " | ".join(f"{b // 1000}-{(b + BLOCK) // 1000}k" for b in starts)
+             + " | imagined return, its last block |", "|---|---|" + "---|" * (len(starts) + 1)]
     for name, metrics in runs.items():
         steps, returns, imagined = metrics["env_steps"], metrics["episode_return"], metrics["imagined_return"]  # [U, S]
+        done = [start for start in starts if start + BLOCK <= reached[name]]  # the blocks this variant finished
         for seed in range(returns.shape[1]):
             cells = []
             for start in starts:
                 inside = (steps[:, seed] > start) & (steps[:, seed] <= start + BLOCK)
-                cells.append(f"{np.nanmean(returns[inside, seed]):.0f}")
-            last = (steps[:, seed] > starts[-1]) & (steps[:, seed] <= starts[-1] + BLOCK)
+                cells.append(f"{np.nanmean(returns[inside, seed]):.0f}" if start in done else "–")
+            last = (steps[:, seed] > done[-1]) & (steps[:, seed] <= done[-1] + BLOCK)
             lines.append(f"| {LABELS[name]} | {seed} | " + " | ".join(cells) + f" | {np.nanmean(imagined[last, seed]):.1f} |")
-    progress = "" if reached >= total_steps else (
-        f" The runs are not finished: the table stops at {starts[-1] + BLOCK:,} env steps of {total_steps:,};"
-        " the same command continues them.")
+    unfinished = [f"{LABELS[name]} at {steps:,}" for name, steps in reached.items() if steps < total_steps]
+    progress = "" if not unfinished else (
+        f" Not every run is finished ({'; '.join(unfinished)} of {total_steps:,} env steps; a dash marks a block a "
+        "run has not finished); the same command continues them.")
     block = (f"Command: `{command}`\n\nMachine: {machine}. Mean episode return per block of env steps, each seed of "
              f"each variant (seeds trained together).{progress}\n\n" + "\n".join(lines)
              + f"\n\n![return vs env steps]({Path(args.figure).name})")
