@@ -1,12 +1,15 @@
-"""A short PPO run on one environment of each installed JAX suite, through scripts/train.py.
+"""A short PPO run on one environment of each installed JAX suite, per backbone, into docs/ENVIRONMENTS.md.
 
-    python scripts/env_suites.py --backbone gru
+    python scripts/env_suites.py --backbones gru s5 transformer
 
-Each run is ``python scripts/train.py env=<id> backbone=<backbone> total_steps=<n>``
-(PPO's default config; ``n`` per suite in ``RUNS``, or ``--total-steps`` for all); its return at the start and at the end (summary.json)
-goes into the generated block of docs/ENVIRONMENTS.md, next to the suite's
-published baseline where one exists. Suites that are not installed are listed
-as skipped.
+Each cell is ``python scripts/train.py env=<id> backbone=<backbone> total_steps=<n>``
+(PPO's default config; ``n`` per suite in ``RUNS``, or ``--total-steps`` for
+all), run resumably in ``docs/results/env-suites/<backbone>/<suite>``: a
+finished cell is skipped and a stopped one continues, so the command can be
+rerun until every cell is done. Its return at the start and at the end
+(metrics.csv, summary.json) goes into the generated block of
+docs/ENVIRONMENTS.md, next to the suite's published baseline where one
+exists. Suites that are not installed are listed as not run.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ import argparse
 import csv
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 from mnemax.envs import registry
@@ -25,7 +26,7 @@ from mnemax.experiment.markdown import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "ENVIRONMENTS.md"
-RUNS_DIR = ROOT / "runs" / "env-suites"
+RUNS_DIR = ROOT / "docs" / "results" / "env-suites"
 EARLY_UPDATES = 10
 
 # One environment per suite: its id, env steps (Craftax and the 128 x 128 pixels of POPGym Arcade run at a
@@ -56,38 +57,44 @@ def early_return(metrics_csv: Path) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def run_suite(env: str, overrides: list[str], backbone: str, total_steps: int, run_dir: Path) -> None:
-    """Train through scripts/train.py into ``run_dir``; the command (without the folder) goes to command.txt."""
+def run_suite(env: str, overrides: list[str], backbone: str, total_steps: int, run_dir: Path) -> bool:
+    """Train (or continue) one cell in ``run_dir``; True when it was already finished.
+
+    The command that trains it from scratch (without the folder) goes to command.txt.
+    """
+    from mnemax.experiment.compare import resumable_run
+
     settings = [f"env={env}", f"backbone={backbone}", f"total_steps={total_steps}", *overrides]
-    command = [sys.executable, str(ROOT / "scripts" / "train.py"), *settings, f"run_dir={run_dir}", "progress=false", "keep_checkpoints=0"]
-    subprocess.run(command, check=True)
+    _, result = resumable_run([*settings, "progress=false", "keep_checkpoints=1"], run_dir)
     (run_dir / "command.txt").write_text(" ".join(["python scripts/train.py", *settings]) + "\n")
+    return result.already_finished
 
 
-def table_row(suite: str, run_dir: Path) -> tuple[str, str | None]:
-    """The markdown row of ``suite`` from its run folder, and its command (None when it has no finished run)."""
+def table_row(suite: str, backbone: str, run_dir: Path) -> tuple[str, str | None]:
+    """The markdown row of one cell from its run folder, and its command (None when it has no finished run)."""
     env, _, _, baseline = RUNS[suite]
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
-        return f"| {suite} | `{env}` | not run here | | | | {baseline} |", None
+        return f"| {suite} | {backbone} | `{env}` | not run yet | | | | {baseline} |", None
     s = json.loads(summary_path.read_text())
     row = (
-        f"| {suite} | `{s['env']}` | {early_return(run_dir / 'metrics.csv'):.3f} | {s['final_return_mean']:.3f} | "
+        f"| {suite} | {backbone} | `{s['env']}` | {early_return(run_dir / 'metrics.csv'):.3f} | {s['final_return_mean']:.3f} | "
         f"{s['env_steps']:,.0f} | {s['steps_per_second']:,.0f} | {baseline} |"
     )
     return row, (run_dir / "command.txt").read_text().strip()
 
 
-def write_doc(runs_dir: Path, backbone: str, command: str) -> str:
-    """Replace the ``ppo-runs`` block of docs/ENVIRONMENTS.md with a row per suite; return the block."""
-    rows, commands = zip(*(table_row(suite, runs_dir / suite) for suite in RUNS))
+def write_doc(runs_dir: Path, backbones: list[str], command: str) -> str:
+    """Replace the ``ppo-runs`` block of docs/ENVIRONMENTS.md with a row per suite and backbone; return the block."""
+    cells = [table_row(suite, backbone, runs_dir / backbone / suite) for suite in RUNS for backbone in backbones]
+    rows, commands = zip(*cells)
     body = (
-        f"PPO (configs/agent/ppo.yaml, 16 envs x 128 steps) with a `{backbone}` core, one seed (0), "
-        f"on a shared 2-core CPU. Written by `{command}`; the rows' commands are below. "
+        f"PPO (configs/agent/ppo.yaml, 16 envs x 128 steps), one seed (0), each core at its configs/backbone "
+        f"defaults, on a shared 2-core CPU. Written by `{command}`; the rows' commands are below. "
         f"Early return: mean episode return logged in the first {EARLY_UPDATES} updates "
         f"({EARLY_UPDATES * 2048:,} env steps, the barely trained policy); final: mean of the last logged returns.\n\n"
-        "| suite | env | early return | final return | env steps | steps/s | published baseline |\n"
-        "|---|---|---|---|---|---|---|\n"
+        "| suite | core | env | early return | final return | env steps | steps/s | published baseline |\n"
+        "|---|---|---|---|---|---|---|---|\n"
         + "\n".join(rows)
         + "\n\n```\n"
         + "\n".join(c for c in commands if c)
@@ -100,20 +107,23 @@ def write_doc(runs_dir: Path, backbone: str, command: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--total-steps", type=int, default=None, help="env steps of every run (default: per suite, RUNS)")
-    parser.add_argument("--backbone", default="gru")
-    parser.add_argument("--suites", nargs="*", default=list(RUNS), choices=list(RUNS), help="suites to (re)run")
+    parser.add_argument("--backbones", nargs="+", default=["gru"])
+    parser.add_argument("--suites", nargs="*", default=list(RUNS), choices=list(RUNS), help="suites to run")
     parser.add_argument("--table-only", action="store_true", help="rebuild the table from the run folders")
     parser.add_argument("--runs-dir", default=str(RUNS_DIR))
     args = parser.parse_args(argv)
     runs_dir = Path(args.runs_dir)
     packages = {suite.prefix.rstrip("/"): suite for suite in registry.SUITES}
-    for suite in [] if args.table_only else args.suites:
-        env, steps, overrides, _ = RUNS[suite]
-        if not suite_installed(packages[suite].package):
-            print(f"{suite}: not installed, skipped", flush=True)
-            continue
-        run_suite(env, overrides, args.backbone, args.total_steps or steps, runs_dir / suite)
-    print(write_doc(runs_dir, args.backbone, "python scripts/env_suites.py --backbone " + args.backbone))
+    for backbone in [] if args.table_only else args.backbones:
+        for suite in args.suites:
+            env, steps, overrides, _ = RUNS[suite]
+            if not suite_installed(packages[suite].package):
+                print(f"{suite}: not installed, skipped", flush=True)
+                continue
+            done = run_suite(env, overrides, backbone, args.total_steps or steps, runs_dir / backbone / suite)
+            print(f"{suite} {backbone}: {'already done' if done else 'trained'}", flush=True)
+    command = "python scripts/env_suites.py --backbones " + " ".join(args.backbones)
+    print(write_doc(runs_dir, args.backbones, command))
 
 
 if __name__ == "__main__":
