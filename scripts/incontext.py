@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"trained {config.total_steps} steps x {args.seeds} seeds in {seconds:.0f}s; meta-episode return at the end {final.round(1)}")
     for name, (mean, err) in (("untrained", before), ("trained", after)):
         for seed, (m, e) in enumerate(zip(mean, err)):
-            print(name, f"seed {seed}:", " ".join(f"trial {i + 1}: {a:.1f} +- {b:.1f}" for i, (a, b) in enumerate(zip(m, e))))
+            print(name, f"seed {seed}:", " ".join(f"trial {i + 1}: {a:.3g} +- {b:.2g}" for i, (a, b) in enumerate(zip(m, e))))
     write_doc(args, argv, config, seconds, before, after, metrics)
 
 
@@ -108,14 +108,14 @@ def write_doc(args, argv, config, seconds, before, after, metrics) -> None:
     right.legend()
     figure.tight_layout()
     figure.savefig(args.figure, dpi=120)
-    cell = lambda mean, err, seed, i: f"{mean[seed, i]:.1f} ± {err[seed, i]:.1f}"  # noqa: E731
+    cell = lambda mean, err, seed, i: f"{mean[seed, i]:.3g} ± {err[seed, i]:.2g}"  # noqa: E731
     header = "| trial | untrained, mean over seeds | " + " | ".join(f"trained, seed {s}" for s in seeds) + " |"
     rows = "\n".join(
-        f"| {i + 1} | {before[0][:, i].mean():.1f} | " + " | ".join(cell(*after, s, i) for s in seeds) + " |"
+        f"| {i + 1} | {before[0][:, i].mean():.3g} | " + " | ".join(cell(*after, s, i) for s in seeds) + " |"
         for i in range(args.trials)
     )
     gains, gain_errs = in_context_gains(after)
-    per_seed = ", ".join(f"{g:+.1f} ± {e:.1f}" for g, e in zip(gains, gain_errs))
+    per_seed = ", ".join(f"{g:+.2g} ± {e:.2g}" for g, e in zip(gains, gain_errs))
     learned = int(np.sum(gains > 2.0 * gain_errs))
     tasks = "rulesets" if runs_own_trials(args.env) else "projections"
     verdict = (

@@ -257,3 +257,35 @@ def test_xminigrid_is_an_incontext_task_source():
     # evaluate_trials builds its env inside the caller's jit: the rulesets must still be drawn as concrete arrays.
     obs = jax.eval_shape(lambda key: make_meta_env(name, 2, eval_tasks=True, num_rulesets=64)[0].reset(key)[0], jax.random.key(0))
     assert obs.shape == train.observation_space(params).shape
+
+
+# Cores of each kind (gated recurrence, diagonal SSM, attention), at a tiny width, on each suite's representative id.
+SUITE_CORES = ("gru", "s5", "transformer")
+TINY_TRAINING = [
+    "agent.num_envs=4",
+    "agent.num_steps=8",
+    "agent.update_epochs=1",
+    "agent.num_minibatches=1",
+    "backbone.features=16",
+    "total_steps=64",
+    "progress=false",
+    "checkpoint_every=0",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite", sorted(SUITES))
+@pytest.mark.parametrize("core", SUITE_CORES)
+def test_every_kind_of_core_trains_on_every_suite_through_the_runner(suite, core, tmp_path):
+    """`scripts/train.py env=<suite id> backbone=<core>` trains and writes finite metrics (any backbone, any suite)."""
+    require(suite)
+    from mnemax.experiment.composition import load_run_config
+    from mnemax.experiment.run_folder import load_metrics
+    from mnemax.experiment.runner import run
+
+    extra = ["env.kwargs.benchmark=trivial-local"] if suite == "xminigrid" else []
+    config = load_run_config([f"env={REPRESENTATIVE[suite][0]}", f"backbone={core}", *TINY_TRAINING, *extra, f"run_dir={tmp_path}"])
+    run(config)
+    metrics = load_metrics(tmp_path)
+    assert metrics["env_steps"].max() == 64
+    assert np.isfinite(metrics["policy_loss"]).all() and np.isfinite(metrics["value_loss"]).all()
