@@ -21,6 +21,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from gymnax.environments import environment
 
 from mnemax.envs.suite_adapter import LegacyGymnaxSuiteEnv, SuiteParams, require_suite
 
@@ -82,6 +83,11 @@ class PopGymArcadeEnv(LegacyGymnaxSuiteEnv):
 
         self.env_id = env_id
         self.legacy_env, self.legacy_params = popgym_arcade.make(env_id, **arcade_kwargs)
+        # Half of the games put gymnax's discount() in their step's info. In gymnax 1.x discount() reads
+        # is_terminated, which these games do not define (gymnax 0.0.x read their is_terminal), so their step
+        # raises NotImplementedError. The value only reaches info, which this adapter drops.
+        if type(self.legacy_env).is_terminated is environment.Environment.is_terminated:
+            self.legacy_env.is_terminated = self.legacy_env.is_terminal
 
     @property
     def default_params(self) -> SuiteParams:
