@@ -283,8 +283,7 @@ def test_every_kind_of_core_trains_on_every_suite_through_the_runner(suite, core
     from mnemax.experiment.run_folder import load_metrics
     from mnemax.experiment.runner import run
 
-    extra = ["env.kwargs.benchmark=trivial-local"] if suite == "xminigrid" else []
-    config = load_run_config([f"env={REPRESENTATIVE[suite][0]}", f"backbone={core}", *TINY_TRAINING, *extra, f"run_dir={tmp_path}"])
+    config = load_run_config([f"env={REPRESENTATIVE[suite][0]}", f"backbone={core}", *TINY_TRAINING, f"run_dir={tmp_path}"])
     run(config)
     metrics = load_metrics(tmp_path)
     assert metrics["env_steps"].max() == 64
