@@ -20,10 +20,6 @@ import json
 import math
 from pathlib import Path
 
-from mnemax.envs import registry
-from mnemax.envs.suite_adapter import suite_installed
-from mnemax.experiment.markdown import replace_section
-
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "ENVIRONMENTS.md"
 RUNS_DIR = ROOT / "docs" / "results" / "env-suites"
@@ -100,6 +96,8 @@ def write_doc(runs_dir: Path, backbones: list[str], command: str) -> str:
         + "\n".join(c for c in commands if c)
         + "\n```"
     )
+    from mnemax.experiment.markdown import replace_section
+
     replace_section(DOC, "ppo-runs", body, "# Environments\n")
     return body
 
@@ -113,6 +111,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", default=str(RUNS_DIR))
     args = parser.parse_args(argv)
     runs_dir = Path(args.runs_dir)
+    from mnemax.experiment.runtime import configure_jax
+
+    configure_jax()  # train.py's JAX setup, before anything starts JAX's CPU backend: it sets an XLA flag
+    from mnemax.envs import registry
+    from mnemax.envs.suite_adapter import suite_installed
+
     packages = {suite.prefix.rstrip("/"): suite for suite in registry.SUITES}
     for backbone in [] if args.table_only else args.backbones:
         for suite in args.suites:
