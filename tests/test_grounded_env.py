@@ -134,6 +134,10 @@ def test_bad_names_and_options_are_one_sentence():
         FastBinding(num_objects=5, size=3)
     with pytest.raises(ValueError, match="discovery_steps must be an integer >= 1"):
         FastBinding(discovery_steps=0)
+    with pytest.raises(ValueError, match=r"discovery must be one of 'explore', 'shown', got 'guided'"):
+        FastBinding(discovery="guided")
+    with pytest.raises(ValueError, match=r"view must be one of 'grid', 'egocentric', got 'first_person'"):
+        make("grounded/FastBinding-N3", view="first_person")
 
 
 # check_env compiles a rollout per level (about 12 s each on two cores): the default run checks each
@@ -349,16 +353,36 @@ def remembered(memory, name, objects, rng):
     return next(cell for cell, features in objects.items() if features == memory[name])
 
 
-def first_episode_success(make_agent, seed: int) -> np.ndarray:
-    """``[EPISODES]`` return of each copy's first episode under ``make_agent()`` agents (one per copy)."""
-    obs, state = reset_batch(jax.random.split(jax.random.PRNGKey(seed), EPISODES), PARAMS)
+def allocentric(vision: np.ndarray, size: int) -> np.ndarray:
+    """The grid view ``[size, size, C]`` (agent channel last) read off an egocentric view ``[2 size - 1, 2 size - 1, C]``.
+
+    The cells inside the walls are the grid; where they sit in the window gives the agent's cell.
+    """
+    top, left = np.argwhere(vision[..., -1] == 0).min(0)
+    grid = vision[top : top + size, left : left + size].copy()
+    grid[..., -1] = 0
+    grid[size - 1 - top, size - 1 - left, -1] = 1
+    return grid
+
+
+def first_episode_success(make_agent, seed: int, env: FastBinding = ENV) -> np.ndarray:
+    """``[EPISODES]`` return of each copy's first episode of ``env`` under ``make_agent()`` agents (one per copy).
+
+    The agents see the grid view: an egocentric view is turned back into it.
+    """
+    params = env.default_params
+    reset, step = (reset_batch, step_batch) if env is ENV else (batched(env.reset, 2), batched(env.step, 4))
+    obs, state = reset(jax.random.split(jax.random.PRNGKey(seed), EPISODES), params)
     agents = [make_agent(i) for i in range(EPISODES)]
     returns, running = np.zeros(EPISODES), np.ones(EPISODES, bool)
-    for t in range(PARAMS.max_steps_in_episode):
+    for t in range(params.max_steps_in_episode):
         vision, language = np.asarray(obs["vision"]), np.asarray(obs["language"])
-        actions = jnp.asarray([agent.act(vision[i], language[i]) for i, agent in enumerate(agents)], jnp.int32)
+        if env.view == "egocentric":
+            vision = np.stack([allocentric(v, env.size) for v in vision])
+        # A copy whose first episode is over stays put (its agent would carry its plan into the next episode).
+        actions = [agent.act(vision[i], language[i]) if running[i] else 0 for i, agent in enumerate(agents)]
         keys = jax.random.split(jax.random.PRNGKey(seed + 1 + t), EPISODES)
-        obs, state, reward, terminated, truncated, _ = step_batch(keys, state, actions, PARAMS)
+        obs, state, reward, terminated, truncated, _ = step(keys, state, jnp.asarray(actions, jnp.int32), params)
         returns += np.where(running, np.asarray(reward), 0.0)
         running &= ~np.asarray(terminated | truncated)
     assert not running.any()  # every first episode ended within max_steps_in_episode
@@ -384,6 +408,21 @@ def test_an_agent_that_remembers_names_always_succeeds_and_guessing_scores_one_i
     assert 0.18 < guessing.mean() < 0.50, guessing.mean()  # 1/3 over 96 episodes: standard deviation 0.048
 
 
+SHOWN = FastBinding(num_objects=3, discovery="shown", view="egocentric")
+
+
+def batched(function, arguments: int):
+    """``function`` vmapped over its first ``arguments - 1`` arguments (the last, the params, shared) and jitted."""
+    return jax.jit(jax.vmap(function, in_axes=(0,) * (arguments - 1) + (None,)))
+
+
+def test_shown_objects_with_an_egocentric_view_are_remembered_by_the_oracle_and_guessed_one_in_n():
+    oracle = first_episode_success(lambda i: ScriptedAgent(remembered, np.random.default_rng(i)), seed=30, env=SHOWN)
+    assert oracle.mean() == 1.0
+    guessing = first_episode_success(lambda i: RandomChoiceAgent(None, np.random.default_rng(i)), seed=30, env=SHOWN)
+    assert 0.18 < guessing.mean() < 0.50, guessing.mean()
+
+
 class RandomAgent:
     """Uniform random moves."""
 
@@ -397,3 +436,66 @@ class RandomAgent:
 def test_a_random_policy_rarely_succeeds():
     random_policy = first_episode_success(lambda i: RandomAgent(np.random.default_rng(i)), seed=20)
     assert random_policy.mean() < 0.3, random_policy.mean()  # 0.19 here; guessing after a tour scores 1/3
+
+
+# --------------------------------------------------------------------------- the easier options
+
+
+@given(st.integers(0, 2**31 - 1), st.lists(st.integers(0, 3), min_size=8, max_size=8))
+def test_shown_discovery_presents_each_object_once_whatever_the_agent_does(seed, actions):
+    env = FastBinding(num_objects=4, size=5, discovery="shown")
+    params = env.default_params
+    assert env.discovery_steps == 4
+    obs, state = SHOWN_RESET_4(jax.random.PRNGKey(seed), params)
+    for t, action in enumerate(actions):
+        if t < env.discovery_steps:  # on object t, hearing its name
+            np.testing.assert_array_equal(state.position, state.object_positions[t])
+            assert obs["language"].tolist() == [THIS_IS, int(state.object_names[t])]
+        else:  # instruction phase: the agent's own moves count
+            assert obs["language"][0] == PICK_UP
+        before = state
+        obs, state, _, terminated, truncated, _ = SHOWN_STEP_4(jax.random.PRNGKey(t), state, action, params)
+        if terminated | truncated:  # touched an object in the instruction phase
+            assert t >= env.discovery_steps
+            break
+        if t >= env.discovery_steps:
+            np.testing.assert_array_equal(state.position, np.clip(before.position + MOVES[action], 0, env.size - 1))
+
+
+SHOWN_4 = FastBinding(num_objects=4, size=5, discovery="shown")
+SHOWN_RESET_4, SHOWN_STEP_4 = jax.jit(SHOWN_4.reset), jax.jit(SHOWN_4.step)
+GRID_AND_EGOCENTRIC = [FastBinding(num_objects=3, size=size, view=view) for size in (4, 6) for view in ("grid", "egocentric")]
+VIEW_ROLLOUTS = [jax.jit(functools.partial(lambda env, key: _scripted_rollout(env, key), env)) for env in GRID_AND_EGOCENTRIC]
+
+
+def _scripted_rollout(env: FastBinding, key: jax.Array):
+    """Observations and states ``[12, ...]`` of 12 random moves from a reset of ``key`` (the same draws for either view)."""
+    reset_key, action_key = jax.random.split(key)
+    obs, state = env.reset(reset_key, env.default_params)
+
+    def body(carry, action):
+        obs, state = carry
+        next_obs, next_state, *_ = env.step(jax.random.PRNGKey(0), state, action, env.default_params)
+        return (next_obs, next_state), (obs, state)
+
+    return jax.lax.scan(body, (obs, state), jax.random.randint(action_key, (12,), 0, 4))[1]
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0, 2]))
+def test_the_egocentric_view_is_the_grid_view_centred_on_the_agent_with_walls_around(seed, which):
+    (grid_obs, grid_states), (ego_obs, ego_states) = (
+        jax.tree.map(np.asarray, VIEW_ROLLOUTS[which + k](jax.random.PRNGKey(seed))) for k in (0, 1)
+    )
+    size = GRID_AND_EGOCENTRIC[which].size
+    np.testing.assert_array_equal(ego_states.position, grid_states.position)  # the view changes nothing else
+    for t in range(len(grid_states.time)):
+        ego = ego_obs["vision"][t]
+        assert ego.shape == (2 * size - 1, 2 * size - 1, VISION_CHANNELS)
+        np.testing.assert_array_equal(allocentric(ego, size), grid_obs["vision"][t])
+        assert ego[..., -1].sum() == (2 * size - 1) ** 2 - size**2  # every cell outside the grid is a wall
+        centre = ego[size - 1, size - 1]
+        np.testing.assert_array_equal(centre, grid_obs["vision"][t][tuple(grid_states.position[t])][:-1].tolist() + [0.0])
+
+
+def test_the_easier_options_pass_check_env():
+    assert check_env(SHOWN, SHOWN.default_params, num_steps=STEPS) == []

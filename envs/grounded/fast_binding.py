@@ -34,10 +34,33 @@ Slow" (ICLR 2021), on a small fully observed grid with a symbolic view.
   agent that valued the state after the deadline would learn that wandering
   is worth more than a guess that may be wrong).
 
-Observation: ``{"vision": float32 [size, size, VISION_CHANNELS],
-"language": int32 [2]}``. The vision channels are the colour one-hot and the
+Two options make the task easier to learn without changing what must be
+remembered (the registered ``-Shown`` levels use both):
+
+* ``discovery="shown"``: the discovery phase presents the objects one by one
+  instead of letting the agent find them. At discovery step ``t`` the agent
+  stands on object ``t mod N`` (its moves are ignored) and hears its name, as
+  a child is shown a new toy and told its name; ``discovery_steps`` defaults
+  to ``N``. The default, ``"explore"``, is the paper's: the agent must walk to
+  the objects to hear their names.
+* ``view="egocentric"``: the view is centred on the agent, ``[2 size - 1,
+  2 size - 1]`` cells, so the object stood on is always in the centre cell,
+  as the object looked at fills a first-person view; the last channel marks
+  cells outside the grid (walls) instead of the agent. The default,
+  ``"grid"``, is the whole grid seen from above with an agent channel.
+
+``naming="fixed"`` is the control without fast binding: every object type has
+one name for good (``TRAINING_NAMES[type]``), so the words can be learned
+slowly, across episodes, and an agent needs no memory of the discovery phase
+(the instruction names the type). What it measures is whether the agent can
+learn to walk to the object a word means at all; the default, ``"fresh"``,
+draws new names every episode.
+
+Observation: ``{"vision": float32 [V, V, VISION_CHANNELS],
+"language": int32 [2]}`` with ``V = size`` (grid view) or ``2 size - 1``
+(egocentric view). The vision channels are the colour one-hot and the
 shape one-hot of the object on a cell (zeros on empty cells) and one agent
-channel. Tokens: ``PAD`` 0, ``THIS_IS`` 1, ``PICK_UP`` 2, then the names
+channel (grid view) or wall channel (egocentric view). Tokens: ``PAD`` 0, ``THIS_IS`` 1, ``PICK_UP`` 2, then the names
 (``VOCAB_SIZE`` in all). Actions: 0 up, 1 right, 2 down, 3 left; a move into
 the wall stays. ``info["success"]`` (float32, 1 on the step that picks up the
 target) and ``info["decided"]`` (bool, the step touched an object in the
@@ -64,7 +87,13 @@ NUM_TYPES = NUM_COLOURS * NUM_SHAPES
 FEATURES = NUM_COLOURS + NUM_SHAPES
 """Length of an object's feature vector: colour one-hot, then shape one-hot."""
 AGENT_CHANNEL = FEATURES
+"""The grid view's last channel: 1 on the agent's cell."""
+WALL_CHANNEL = FEATURES
+"""The egocentric view's last channel: 1 on cells outside the grid."""
 VISION_CHANNELS = FEATURES + 1
+DISCOVERY_MODES = ("explore", "shown")
+NAMINGS = ("fresh", "fixed")
+VIEWS = ("grid", "egocentric")
 
 TYPE_COLOURS = np.arange(NUM_TYPES) // NUM_SHAPES
 """Colour of each type: type ``t`` is ``(t // NUM_SHAPES, t % NUM_SHAPES)``."""
@@ -150,6 +179,13 @@ class FastBinding(environment.Environment):
             other objects.
         held_out_objects, held_out_names: the defaults of the params fields of
             the same names (the held-out levels set them).
+        discovery: ``"explore"`` (walk to the objects to hear their names) or
+            ``"shown"`` (the objects are presented one per step; then
+            ``discovery_steps`` defaults to ``N``).
+        view: ``"grid"`` (top-down, agent channel) or ``"egocentric"``
+            (centred on the agent, wall channel).
+        naming: ``"fresh"`` (names drawn every episode) or ``"fixed"`` (one
+            name per object type for good: the control without binding).
     """
 
     def __init__(
@@ -160,9 +196,18 @@ class FastBinding(environment.Environment):
         instruction_steps: int | None = None,
         held_out_objects: bool = False,
         held_out_names: bool = False,
+        discovery: str = "explore",
+        view: str = "grid",
+        naming: str = "fresh",
     ):
         super().__init__()
         name = type(self).__name__
+        for option, value, choices in (("discovery", discovery, DISCOVERY_MODES), ("view", view, VIEWS), ("naming", naming, NAMINGS)):
+            if value not in choices:
+                raise ValueError(f"{name}: {option} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
+        self.discovery = discovery
+        self.view = view
+        self.naming = naming
         self.num_objects = _check_integer(name, "num_objects", num_objects, 1, MAX_OBJECTS)
         self.size = _check_integer(name, "size", size, 2)
         if self.size * self.size < 2 * self.num_objects + 1:
@@ -170,7 +215,7 @@ class FastBinding(environment.Environment):
                 f"{name}: a {self.size} x {self.size} grid cannot hold {self.num_objects} objects that all move to free cells "
                 f"(it needs 2 * num_objects + 1 = {2 * self.num_objects + 1} cells); enlarge size or use fewer objects."
             )
-        default_discovery = 3 * self.num_objects + self.size
+        default_discovery = self.num_objects if discovery == "shown" else 3 * self.num_objects + self.size
         default_instruction = 2 * self.size + self.num_objects
         self.discovery_steps = _check_integer(
             name, "discovery_steps", default_discovery if discovery_steps is None else discovery_steps, 1
@@ -190,10 +235,15 @@ class FastBinding(environment.Environment):
             held_out_names=self.held_out_names,
         )
 
+    @property
+    def view_size(self) -> int:
+        """Rows (and columns) of the view: ``size`` from above, ``2 size - 1`` egocentric."""
+        return 2 * self.size - 1 if self.view == "egocentric" else self.size
+
     def observation_space(self, params: Any = None) -> spaces.Dict:
         return spaces.Dict(
             {
-                "vision": spaces.Box(0.0, 1.0, (self.size, self.size, VISION_CHANNELS), jnp.float32),
+                "vision": spaces.Box(0.0, 1.0, (self.view_size, self.view_size, VISION_CHANNELS), jnp.float32),
                 "language": spaces.Box(0, VOCAB_SIZE - 1, (LANGUAGE_LENGTH,), jnp.int32),
             }
         )
@@ -213,12 +263,17 @@ class FastBinding(environment.Environment):
         held_out_types = jnp.asarray(HELD_OUT_TYPES)[subset(uniforms.take(len(HELD_OUT_TYPES)), n)]
         training_names = jnp.asarray(TRAINING_NAMES)[subset(uniforms.take(len(TRAINING_NAMES)), n)]
         test_names = jnp.asarray(TEST_NAMES)[subset(uniforms.take(len(TEST_NAMES)), n)]
+        object_types = jnp.where(params.held_out_objects, held_out_types, training_types)
         state = FastBindingState(
             time=jnp.zeros((), jnp.int32),
-            position=placed[0],
+            position=placed[1] if self.discovery == "shown" else placed[0],  # shown: on the first object
             object_positions=placed[1:],
-            object_types=jnp.where(params.held_out_objects, held_out_types, training_types),
-            object_names=jnp.where(params.held_out_names, test_names, training_names),
+            object_types=object_types,
+            object_names=(
+                jnp.asarray(TRAINING_NAMES)[object_types]
+                if self.naming == "fixed"
+                else jnp.where(params.held_out_names, test_names, training_names)
+            ),
             target=jnp.zeros((), jnp.int32),
             relocation=uniforms.take(cells + 1),
         )
@@ -228,6 +283,9 @@ class FastBinding(environment.Environment):
         del key  # the episode's randomness was drawn at reset
         action = jnp.asarray(action, jnp.int32)
         position = jnp.clip(state.position + jnp.asarray(MOVES)[action], 0, self.size - 1)
+        if self.discovery == "shown":  # the next object is presented; the last one is left at the switch
+            shown = state.object_positions[(state.time + 1) % self.num_objects]
+            position = jnp.where(state.time + 1 < self.discovery_steps, shown, position)
         instructed = state.time >= self.discovery_steps  # this step answers the instruction
         on = jnp.all(state.object_positions == position, axis=-1)  # [N]
         decided = instructed & jnp.any(on)
@@ -251,13 +309,25 @@ class FastBinding(environment.Environment):
         rows, cols = state.object_positions[:, 0], state.object_positions[:, 1]
         vision = jnp.zeros((self.size, self.size, VISION_CHANNELS), jnp.float32)
         vision = vision.at[rows, cols, :FEATURES].set(object_features(state.object_types))
-        vision = vision.at[state.position[0], state.position[1], AGENT_CHANNEL].set(1.0)
+        if self.view == "egocentric":
+            vision = self._egocentric(vision, state.position)
+        else:
+            vision = vision.at[state.position[0], state.position[1], AGENT_CHANNEL].set(1.0)
         on = jnp.all(state.object_positions == state.position, axis=-1)
         stood = jnp.any(on)
         discovery = state.time < self.discovery_steps
         phrase = jnp.where(discovery, jnp.where(stood, THIS_IS, PAD), PICK_UP)
         name = jnp.where(discovery, jnp.sum(jnp.where(on, state.object_names, PAD)), state.object_names[state.target])
         return {"vision": vision, "language": jnp.stack([phrase, name]).astype(jnp.int32)}
+
+    def _egocentric(self, grid: jax.Array, position: jax.Array) -> jax.Array:
+        """The ``[2 size - 1, 2 size - 1, C]`` window of ``grid [size, size, C]`` centred on ``position``, walls marked."""
+        border = self.size - 1
+        padded = jnp.pad(grid, ((border, border), (border, border), (0, 0)))
+        outside = jnp.pad(jnp.zeros((self.size, self.size), jnp.float32), border, constant_values=1.0)
+        padded = padded.at[:, :, WALL_CHANNEL].set(outside)
+        window = (self.view_size, self.view_size, VISION_CHANNELS)
+        return jax.lax.dynamic_slice(padded, (position[0], position[1], 0), window)
 
     # --- the phase switch -----------------------------------------------------------
     def _cells(self, index: jax.Array) -> jax.Array:
