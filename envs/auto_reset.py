@@ -26,6 +26,13 @@ import jax
 import jax.numpy as jnp
 
 
+def check_reset_ratio(reset_ratio: Any) -> int:
+    """``reset_ratio`` as an int; a one-sentence ValueError unless it is a positive whole number."""
+    if isinstance(reset_ratio, bool) or int(reset_ratio) != reset_ratio or int(reset_ratio) < 1:
+        raise ValueError(f"reset_ratio must be a positive number of copies per fresh episode, got {reset_ratio!r}.")
+    return int(reset_ratio)
+
+
 def auto_reset(
     reset: Callable[[jax.Array, Any], tuple[Any, Any]], reset_ratio: int
 ) -> Callable[[jax.Array, jax.Array, Any, Any, Any], tuple[Any, Any]]:
@@ -34,8 +41,7 @@ def auto_reset(
     ``reset`` is the env's ``reset_env``; see the module docstring for what
     ``reset_ratio`` (copies per fresh episode under vmap) trades.
     """
-    if int(reset_ratio) < 1:
-        raise ValueError(f"reset_ratio must be a positive number of copies per fresh episode, got {reset_ratio}.")
+    reset_ratio = check_reset_ratio(reset_ratio)
 
     @jax.custom_batching.custom_vmap
     def one_env(done, key, params, obs, state):
@@ -50,7 +56,7 @@ def auto_reset(
             fresh = jax.vmap(reset)(key, params)
             slot = jnp.arange(axis_size)
         else:
-            pool = min(axis_size, math.ceil(axis_size / int(reset_ratio)))
+            pool = min(axis_size, math.ceil(axis_size / reset_ratio))
             fresh = jax.vmap(reset, in_axes=(0, None))(key[:pool], params)
             slot = (jnp.cumsum(done) - 1) % pool  # the i-th copy to end takes fresh episode i mod pool
 

@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from mnemax.envs.auto_reset import check_reset_ratio
 from mnemax.envs.suite_adapter import LegacyGymnaxSuiteEnv, SuiteParams, require_suite
 
 CRAFTAX_ENV_IDS = (
@@ -47,9 +48,7 @@ class CraftaxEnv(LegacyGymnaxSuiteEnv):
         require_suite("craftax", "Craftax", "craftax")
         if env_id not in CRAFTAX_ENV_IDS:
             raise ValueError(f"Craftax has no environment {env_id!r}; choose one of {', '.join(CRAFTAX_ENV_IDS)}.")
-        if int(reset_ratio) < 1:
-            raise ValueError(f"reset_ratio must be a positive number of copies per fresh world, got {reset_ratio}.")
-        self.reset_ratio = int(reset_ratio)
+        self.reset_ratio = check_reset_ratio(reset_ratio)
         from craftax.craftax_env import make_craftax_env_from_name
 
         self.env_id = env_id

@@ -104,6 +104,7 @@ def test_a_suite_env_with_optimistic_reset_passes_check_env_and_keeps_its_ending
     assert check_env(env, params, num_steps=16) == []
 
 
-def test_a_bad_reset_ratio_is_one_sentence():
-    with pytest.raises(ValueError, match="reset_ratio must be a positive number"):
-        auto_reset(reset, 0)
+@pytest.mark.parametrize("ratio", [0, -3, 2.5, True])
+def test_a_bad_reset_ratio_is_one_sentence(ratio):
+    with pytest.raises(ValueError, match="reset_ratio must be a positive number of copies per fresh episode, got"):
+        auto_reset(reset, ratio)
