@@ -73,19 +73,54 @@ def token_ids(part: ObservationPart, values: jax.Array) -> jax.Array:
     return jnp.clip(jnp.round(values), 0, part.vocab_size - 1).astype(jnp.int32)
 
 
+class ConvTorso(nn.Module):
+    """3 x 3 convolutions (stride 1, same padding), the activation after each, flattened: ``[..., H, W, C] -> [..., H W channels[-1]]``.
+
+    The small grid-world torso (MiniGrid's and Navix's agents use one like
+    it): a cell's features are compared with its neighbours' by the same
+    weights wherever the cell is, which an MLP over the flat view must learn
+    position by position.
+    """
+
+    channels: Sequence[int]
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = activation_fn(self.activation)
+        lead = x.shape[:-3]
+        x = x.reshape(-1, *x.shape[-3:])
+        for width in self.channels:
+            x = act(nn.Conv(width, (3, 3), padding="SAME", kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x))
+        return x.reshape(*lead, -1)
+
+
+def convolved(part: ObservationPart, conv_channels: Sequence[int]) -> bool:
+    """Whether ``part`` goes through a :class:`ConvTorso`: convolutions are configured and it is an image ``(H, W, C)`` of features."""
+    return bool(conv_channels) and len(part.shape) == 3 and not part.tokens
+
+
 class PartEncoder(nn.Module):
-    """Encode one observation part ``[T, B, size] -> [T, B, E]``: tokens embedded and concatenated, then an MLP."""
+    """Encode one observation part ``[T, B, size] -> [T, B, E]``: tokens embedded and concatenated, then an MLP.
+
+    An image part ``(H, W, C)`` goes through ``conv_channels`` convolutions
+    first when any are given (:func:`convolved`).
+    """
 
     part: ObservationPart
     sizes: Sequence[int]
     activation: str
     token_features: int
+    conv_channels: Sequence[int] = ()
 
     @nn.compact
     def __call__(self, values: jax.Array) -> jax.Array:
         if self.part.tokens:
             embedded = nn.Embed(self.part.vocab_size, self.token_features, name="embed")(token_ids(self.part, values))
             values = embedded.reshape(*values.shape[:-1], self.part.size * self.token_features)
+        elif convolved(self.part, self.conv_channels):
+            image = values.reshape(*values.shape[:-1], *self.part.shape)
+            values = ConvTorso(tuple(self.conv_channels), self.activation, name="conv")(image)
         return OrthogonalMLP(self.sizes, self.activation, name="mlp")(values)
 
 
@@ -136,6 +171,8 @@ class ActorCritic(nn.Module):
       observation_parts: the named parts of the flat observation (:func:`mnemax.envs.observation_parts`);
         empty or one part of features: the whole observation goes through one encoder.
       token_features: embedding width of each token of a token part.
+      conv_channels: widths of 3 x 3 convolutions that image parts ``(H, W, C)`` go through before
+        the encoder MLP (:class:`ConvTorso`); empty: images are flattened into the MLP.
       reconstruction: also decode the observation from the backbone's output (loss sown as
         ``aux_losses/reconstruction``).
       separate_critic: give the critic its own encoder and backbone instead of sharing the actor's
@@ -150,6 +187,7 @@ class ActorCritic(nn.Module):
     backbone: nn.Module | None = None
     observation_parts: tuple[ObservationPart, ...] = ()
     token_features: int = 16
+    conv_channels: Sequence[int] = ()
     reconstruction: bool = False
     separate_critic: bool = False
 
@@ -167,12 +205,13 @@ class ActorCritic(nn.Module):
         ``prefix`` names a second encoder's parameters (the separate critic's).
         """
         parts = self.observation_parts
-        if len(parts) <= 1 and not any(part.tokens for part in parts):
+        if len(parts) <= 1 and not any(part.tokens or convolved(part, self.conv_channels) for part in parts):
             return OrthogonalMLP(self.encoder_sizes, self.activation, name=f"{prefix}encoder")(obs)
         values = split_parts(parts, obs)
         encoded = {
             part.name: PartEncoder(
-                part, self.encoder_sizes, self.activation, self.token_features, name=f"{prefix}encoder_{part.name}"
+                part, self.encoder_sizes, self.activation, self.token_features, tuple(self.conv_channels),
+                name=f"{prefix}encoder_{part.name}",
             )(values[part.name])
             for part in parts
         }

@@ -104,6 +104,7 @@ class PPOConfig:
     head_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     token_features: int = 16
+    conv_channels: tuple[int, ...] = ()
     reconstruction_weight: float = 0.0
     separate_critic: bool = False
 
@@ -141,7 +142,7 @@ class PPOConfig:
         for name in ("ent_coef", "vf_coef", "reconstruction_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"PPOConfig.{name} must be 0 or more, got {getattr(self, name)}.")
-        for name in ("encoder_sizes", "head_sizes"):
+        for name in ("encoder_sizes", "head_sizes", "conv_channels"):
             if any(size < 1 for size in getattr(self, name)):
                 raise ValueError(f"PPOConfig.{name} lists layer widths, which must be positive, got {getattr(self, name)}.")
         if self.num_updates < 1:
@@ -277,6 +278,7 @@ def make_network(
         backbone=backbone,
         observation_parts=tuple(parts),
         token_features=config.token_features,
+        conv_channels=tuple(config.conv_channels),
         reconstruction=config.reconstruction_weight > 0,
         separate_critic=config.separate_critic,
     )

@@ -86,11 +86,15 @@ class ObservationPart:
     order); ``vocab_size > 0`` marks integer token ids in ``[0, vocab_size)``
     (an integer Box of a Dict observation, e.g. words), which an agent embeds
     rather than feeds as numbers; ``0`` marks real-valued features.
+    ``shape`` is the part's shape before flattening (a Box's shape; ``()``
+    for a nested Dict or Tuple), so that an agent can see an image as one:
+    ``(H, W, C)`` parts may go through convolutions.
     """
 
     name: str
     size: int
     vocab_size: int = 0
+    shape: tuple[int, ...] = ()
 
     @property
     def tokens(self) -> bool:
@@ -105,7 +109,7 @@ def observation_parts(space: Any) -> tuple[ObservationPart, ...]:
     Integer Boxes inside a Dict are tokens with ``vocab_size = high + 1``.
     """
     if not isinstance(space, spaces.Dict):
-        return (ObservationPart("observation", flat_size(space)),)
+        return (ObservationPart("observation", flat_size(space), shape=_box_shape(space)),)
     parts = []
     for name, child in space.spaces.items():
         integer = isinstance(child, spaces.Box) and np.issubdtype(np.dtype(child.dtype), np.integer)
@@ -114,10 +118,15 @@ def observation_parts(space: Any) -> tuple[ObservationPart, ...]:
                 raise ValueError(
                     f"Observation part {name!r} is an integer Box with negative values; token ids must be 0 or more."
                 )
-            parts.append(ObservationPart(name, flat_size(child), int(np.max(child.high)) + 1))
+            parts.append(ObservationPart(name, flat_size(child), int(np.max(child.high)) + 1, _box_shape(child)))
         else:
-            parts.append(ObservationPart(name, flat_size(child)))
+            parts.append(ObservationPart(name, flat_size(child), shape=_box_shape(child)))
     return tuple(parts)
+
+
+def _box_shape(space: Any) -> tuple[int, ...]:
+    """A Box's shape as ints; ``()`` for any other space."""
+    return tuple(int(n) for n in space.shape) if isinstance(space, spaces.Box) else ()
 
 
 def _children(space: Any) -> list[Any]:

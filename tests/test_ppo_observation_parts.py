@@ -15,9 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from gymnax.environments import environment, spaces
 
-from mnemax.agents.networks import ActorCritic, split_parts
+from mnemax.agents.networks import ActorCritic, ConvTorso, split_parts
 from mnemax.agents.ppo import PPOConfig, env_observation_parts, feature_mask, make_network, make_trainer, network_input
 from mnemax.agents.running_stats import initial_moments, observe_batch
 from mnemax.backbones import BackboneSpec
@@ -69,11 +71,13 @@ CONFIG = PPOConfig(
 
 def test_parts_of_a_dict_observation_follow_the_flat_order():
     parts = env_observation_parts(ENV, PARAMS)
-    assert parts == (ObservationPart("vision", 3), ObservationPart("language", 2, VOCAB))
+    assert parts == (ObservationPart("vision", 3, shape=(3,)), ObservationPart("language", 2, VOCAB, (2,)))
     obs, _ = ENV.reset(jax.random.key(0), PARAMS)
     pieces = split_parts(parts, obs)
     np.testing.assert_array_equal(pieces["language"], [2.0, 0.0])
-    assert observation_parts(spaces.Box(0.0, 1.0, (4, 2), jnp.float32)) == (ObservationPart("observation", 8),)
+    assert observation_parts(spaces.Box(0.0, 1.0, (4, 2), jnp.float32)) == (ObservationPart("observation", 8, shape=(4, 2)),)
+    nested = spaces.Dict({"inner": spaces.Dict({"x": spaces.Box(0.0, 1.0, (2,), jnp.float32)})})
+    assert observation_parts(nested) == (ObservationPart("inner", 2),)  # a nested part has no one shape
 
 
 def test_negative_token_ids_are_refused_with_the_part_named():
@@ -184,3 +188,64 @@ def test_dcem_sequence_mode_reproduces_what_acting_saw_on_fast_binding():
     assert bool(traj.starts[1:].any())  # episodes ended and restarted inside the rollout
     np.testing.assert_allclose(log_probs, traj.log_probs, atol=1e-5)
     np.testing.assert_allclose(values, traj.values, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- convolutions for image parts
+
+TORSO = ConvTorso((4,), "relu")
+TORSO_PARAMS = TORSO.init(jax.random.key(0), jnp.zeros((1, 7, 7, 3)))
+torso = jax.jit(lambda image: TORSO.apply(TORSO_PARAMS, image).reshape(*image.shape[:-1], 4))
+
+
+@given(st.integers(2, 4), st.integers(2, 4), st.integers(-1, 1), st.integers(-1, 1))
+@settings(max_examples=25, deadline=None)
+def test_a_conv_torso_sees_a_cell_the_same_wherever_it_is_and_only_nearby(row, col, d_row, d_col):
+    """One 3 x 3 layer: a lone object lights only its 3 x 3 neighbourhood, and moving it moves the response."""
+    image = np.zeros((7, 7, 3), np.float32)
+    image[row, col] = (1.0, 0.0, 1.0)
+    response = np.asarray(torso(jnp.asarray(image)))
+    background = np.asarray(torso(jnp.zeros((7, 7, 3))))[0, 0]
+    changed = np.abs(response - background).sum(-1) > 1e-6
+    assert not changed[np.abs(np.arange(7) - row) > 1].any()
+    assert not changed[:, np.abs(np.arange(7) - col) > 1].any()
+    moved = np.roll(image, (d_row, d_col), axis=(0, 1))  # its whole neighbourhood stays inside the image
+    np.testing.assert_allclose(np.asarray(torso(jnp.asarray(moved))), np.roll(response, (d_row, d_col), axis=(0, 1)), atol=1e-6)
+
+
+class Picture(CountingEnv):
+    """A plain ``(4, 4, 2)`` image observation (no Dict): the clock as a picture."""
+
+    limit = LIMIT
+
+    def step_env(self, key, state, action, params):
+        state = environment.EnvState(time=state.time + 1)
+        return self.get_obs(state, params), state, action.astype(jnp.float32), jnp.bool_(False), {}
+
+    def get_obs(self, state, params=None, key=None):
+        return jnp.full((4, 4, 2), state.time / LIMIT, jnp.float32)
+
+    def observation_space(self, params=None):
+        return spaces.Box(0.0, 1.0, (4, 4, 2), jnp.float32)
+
+
+@pytest.mark.parametrize("env", [FlattenObservation(SaysWhatToDo()), FlattenObservation(Picture())], ids=["words", "picture"])
+def test_conv_channels_put_image_parts_through_convolutions_and_train(env):
+    config = dataclasses.replace(CONFIG, conv_channels=(3, 5), reconstruction_weight=0.0)
+    parts = env_observation_parts(env, env.default_params)
+    network = make_network(config, 2, True, parts)
+    obs, _ = env.reset(jax.random.key(0), env.default_params)
+    variables = network.init(jax.random.key(1), network.initialize_carry(1), obs[None, None], jnp.zeros((1, 1), bool))
+    images = [part.name for part in parts if len(part.shape) == 3]
+    convolved = {name for name, tree in variables["params"].items() if "conv" in tree}
+    assert convolved == {f"encoder_{name}" for name in images}
+    if images:
+        kernels = [leaf.shape for leaf in jax.tree.leaves(variables["params"][f"encoder_{images[0]}"]["conv"])]
+        assert (3, 3, 2, 3) in kernels and (3, 3, 3, 5) in kernels
+    trainer = make_trainer(config, env, env.default_params)
+    _, metrics = jax.jit(trainer.update)(trainer.init(jax.random.key(0)))
+    assert np.isfinite(metrics["policy_loss"]) and np.isfinite(metrics["value_loss"])
+
+
+def test_bad_conv_channels_are_one_sentence():
+    with pytest.raises(ValueError, match=r"PPOConfig.conv_channels lists layer widths, which must be positive"):
+        dataclasses.replace(CONFIG, conv_channels=(8, 0))
