@@ -49,6 +49,51 @@ VARIANTS = (
 
 
 @dataclasses.dataclass(frozen=True)
+class Task:
+    """A version of FastBinding to train and evaluate on: env keyword arguments over the registered levels.
+
+    ``label`` names the results folder and the doc's block (``explore``, the
+    paper's task, keeps the unlabelled ones); ``drops`` lists evaluations that
+    mean nothing for the task.
+    """
+
+    label: str
+    kwargs: tuple[tuple[str, Any], ...]
+    description: str
+    drops: tuple[str, ...] = ()
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """The Hydra overrides that give a run this task's env."""
+        return tuple(f"+env.kwargs.{key}={value}" for key, value in self.kwargs)
+
+    @property
+    def suffix(self) -> str:
+        """``""`` for the paper's task, ``-<label>`` for the others (run names, folders, doc blocks)."""
+        return "" if self.label == "explore" else f"-{self.label}"
+
+
+TASKS = {
+    task.label: task
+    for task in (
+        Task("explore", (), "the paper's task: the agent walks to the objects to hear their names; top-down grid view"),
+        Task(
+            "shown",
+            (("discovery", "shown"), ("view", "egocentric")),
+            "the objects are shown one per step with their names (no exploration); egocentric view",
+        ),
+        Task(
+            "fixed-names",
+            (("discovery", "shown"), ("view", "egocentric"), ("naming", "fixed")),
+            "the control without binding: every object type keeps one name for good, so the words can be learned "
+            "across episodes and no memory of the discovery phase is needed; shown objects, egocentric view",
+            drops=("N=3, held-out names",),
+        ),
+    )
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class Evaluation:
     """One column of the table: an env name and its keyword arguments."""
 
@@ -110,16 +155,28 @@ def evaluate_cell(config, states, evaluations: Sequence[Evaluation], episodes: i
     return out
 
 
-def cell_overrides(variant: Variant, total_steps: int, seeds: int, common: Sequence[str]) -> list[str]:
+def task_evaluations(task: Task, evaluations: Sequence[Evaluation] = EVALUATIONS) -> list[Evaluation]:
+    """``evaluations`` on ``task``'s version of each env, without the ones the task drops."""
+    return [
+        dataclasses.replace(e, kwargs=(*task.kwargs, *e.kwargs)) for e in evaluations if e.label not in task.drops
+    ]
+
+
+def cell_overrides(variant: Variant, total_steps: int, seeds: int, common: Sequence[str], task: Task = TASKS["explore"]) -> list[str]:
     """The Hydra overrides of one variant's run."""
-    return [f"env={TRAIN_ENV}", f"seeds={seeds}", f"total_steps={total_steps}", f"name=grounded-{variant.label}", *common, *variant.overrides]
+    return [
+        f"env={TRAIN_ENV}", *task.overrides, f"seeds={seeds}", f"total_steps={total_steps}",
+        f"name=grounded{task.suffix}-{variant.label}", *common, *variant.overrides,
+    ]
 
 
 def run_cell(variant: Variant, root: Path, total_steps: int, seeds: int, episodes: int,
-             common: Sequence[str] = COMMON, evaluations: Sequence[Evaluation] = EVALUATIONS, log: Callable = print) -> Cell:
-    """Train ``variant`` (or continue, or skip it when finished), then evaluate it once; see the module doc."""
+             common: Sequence[str] = COMMON, evaluations: Sequence[Evaluation] | None = None, log: Callable = print,
+             task: Task = TASKS["explore"]) -> Cell:
+    """Train ``variant`` on ``task`` (or continue, or skip it when finished), then evaluate it once; see the module doc."""
+    evaluations = task_evaluations(task) if evaluations is None else evaluations
     run_dir = root / variant.label
-    config, result = resumable_run(cell_overrides(variant, total_steps, seeds, common), run_dir)
+    config, result = resumable_run(cell_overrides(variant, total_steps, seeds, common, task), run_dir)
     stored = run_dir / "evaluation.json"
     if stored.exists():
         evaluation = json.loads(stored.read_text())
@@ -167,13 +224,13 @@ def per_seed_table(cells: Sequence[Cell], evaluations: Sequence[Evaluation]) -> 
     return "\n".join(lines)
 
 
-def plot(cells: Sequence[Cell], path: str | os.PathLike) -> None:
+def plot(cells: Sequence[Cell], path: str | os.PathLike, task: Task = TASKS["explore"]) -> None:
     """Success rate against env steps, mean and ±1 std over seeds, one curve per variant."""
     plt = _matplotlib()
     fig, ax = plt.subplots(figsize=(7, 4))
     for cell in cells:
         plot_return_curve(ax, cell.env_steps, cell.success, label=cell.variant)
-    ax.set(xlabel="env steps (per seed)", ylabel=f"success rate ({TRAIN_ENV})", ylim=(0, 1.02))
+    ax.set(xlabel="env steps (per seed)", ylabel=f"success rate ({TRAIN_ENV}{task.suffix.replace('-', ', ')})", ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -183,16 +240,20 @@ def plot(cells: Sequence[Cell], path: str | os.PathLike) -> None:
 
 
 def write_report(cells: Sequence[Cell], doc: str | os.PathLike, figure: str | os.PathLike, command: str, machine: str,
-                 evaluations: Sequence[Evaluation] = EVALUATIONS) -> None:
-    """The generated block of ``doc`` (command, machine, tables, figure) and the figure."""
-    plot(cells, figure)
+                 evaluations: Sequence[Evaluation] | None = None, task: Task = TASKS["explore"]) -> None:
+    """The generated block of ``doc`` for ``task`` (command, machine, tables, figure) and the figure.
+
+    The paper's task writes the block ``results``; another task ``results-<label>``.
+    """
+    evaluations = task_evaluations(task) if evaluations is None else evaluations
+    plot(cells, figure, task)
     doc, figure = Path(doc), Path(figure)
     seeds = len(next(iter(cells[0].evaluation.values())))
     block = (
         f"Command: `{command}`\n\nMachine: {machine}. {seeds} seeds per variant (trained together, vmapped), "
-        f"trained on {TRAIN_ENV}; success = finished episodes that ended on the named object, "
-        "evaluated with the sampled policy on fresh episodes.\n\n"
+        f"trained on {TRAIN_ENV} ({task.description}); success = finished episodes that ended on the named object, "
+        "evaluated with the sampled policy on fresh episodes of the same task.\n\n"
         f"{markdown_table(cells, evaluations)}\n\nPer seed:\n\n{per_seed_table(cells, evaluations)}\n\n"
         f"![success rate during training]({os.path.relpath(figure, doc.parent)})"
     )
-    replace_section(doc, "results", block, "# Grounded fast word learning\n\n")
+    replace_section(doc, f"results{task.suffix}", block, "# Grounded fast word learning\n\n")

@@ -99,6 +99,30 @@ def test_grounded_cell_is_evaluated_once_and_reused(tmp_path):
     assert "| gru |" in (tmp_path / "G.md").read_text()
 
 
+def test_a_grounded_task_trains_and_evaluates_on_its_own_env_and_writes_its_own_block(tmp_path):
+    from mnemax.experiment.composition import load_run_config
+
+    fixed = grounded.TASKS["fixed-names"]
+    evaluations = grounded.task_evaluations(fixed)
+    assert "N=3, held-out names" not in [e.label for e in evaluations]  # one name per type: nothing is held out
+    assert all(dict(e.kwargs)["naming"] == "fixed" for e in evaluations)
+    config = load_run_config(grounded.cell_overrides(Variant("gru", ("backbone=gru",)), 4096, 1, (), fixed))
+    assert dict(config.env.kwargs) == {"discovery": "shown", "view": "egocentric", "naming": "fixed"}
+    assert config.experiment.name == "grounded-fixed-names-gru"
+
+    shown = grounded.TASKS["shown"]
+    common = (*TINY, "backbone.features=8", "progress=false")
+    first = grounded.task_evaluations(shown)[:1]
+    cell = grounded.run_cell(Variant("gru", ("backbone=gru",)), tmp_path, 128, 1, 8, common=common, evaluations=first,
+                             log=lambda _: None, task=shown)
+    assert "discovery: shown" in (tmp_path / "gru" / "config.yaml").read_text()
+    doc = tmp_path / "G.md"
+    doc.write_text("# Grounded\n\n<!-- results -->\nthe paper's task\n<!-- /results -->\n")
+    grounded.write_report([cell], doc, tmp_path / "g.png", "cmd", "machine", first, task=shown)
+    text = doc.read_text()
+    assert "the paper's task" in text and "<!-- results-shown -->" in text and "shown one per step" in text
+
+
 def test_success_rate_counts_finished_episodes_only():
     import jax.numpy as jnp
 
