@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mnemax.experiment.config import ConfigError, config_difference
+from mnemax.experiment.config import ConfigError, stored_config_changes
 
 
 def match_weak_types(restored: Any, like: Any) -> Any:
@@ -88,9 +88,11 @@ class CheckpointStore:
             raise ConfigError(f"resume=true but {self.directory} holds no checkpoint; start without resume or point run_dir at a run that has one.")
         ocp = self._ocp
         meta = self._manager.restore(update, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-        if meta.get("config_hash") != self.config_hash:
-            changed = config_difference(meta.get("config", {}), self.config_dict)
-            detail = f" (changed: {', '.join(changed[:6])})" if changed else ""
+        changed = []
+        if meta.get("config_hash") != self.config_hash:  # a field added since it was written keeps its default
+            changed = stored_config_changes(meta["config"], self.config_dict) if "config" in meta else ["the whole config"]
+        if changed:
+            detail = f" (changed: {', '.join(changed[:6])})"
             raise ConfigError(
                 f"The checkpoint in {self.directory} was written under another config{detail}; "
                 "resume with the run's own config (its config.yaml) or start a new run_dir."

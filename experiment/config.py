@@ -458,6 +458,37 @@ def config_hash(config: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+OPEN_MAPPINGS = ("kwargs", "options")
+"""Config mappings whose keys the user chooses (env keyword arguments, a core's options): compared key by key in full."""
+
+
+def stored_config_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """What differs between a run's stored plain config and ``current``, as :func:`config_difference` lists it.
+
+    Keys that do not change the numbers (``name``, ``run_dir``, logging, ...)
+    are left out, and so are keys the stored config does not have: fields
+    added to mnemax after the run was written, which keep their defaults, so
+    an upgrade does not orphan finished runs and checkpoints. Inside
+    :data:`OPEN_MAPPINGS` every key counts.
+    """
+
+    def plain(config: Mapping[str, Any]) -> dict[str, Any]:
+        kept = {key: value for key, value in config.items() if key not in _NOT_HASHED}
+        return json.loads(json.dumps(kept, sort_keys=True, default=repr))  # tuples as lists, as YAML reads them
+
+    def known(current: Any, stored: Any) -> Any:
+        if isinstance(current, dict) and isinstance(stored, dict):
+            return {
+                key: value if key in OPEN_MAPPINGS else known(value, stored[key])
+                for key, value in current.items()
+                if key in stored
+            }
+        return current
+
+    stored = plain(stored)
+    return config_difference(stored, known(plain(current), stored))
+
+
 def config_difference(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two plain config dicts (for refusal messages)."""
     keys = sorted(set(a) | set(b))

@@ -81,6 +81,11 @@ class Task:
         """``""`` for the paper's task, ``-<label>`` for the others (run names, folders, doc blocks)."""
         return "" if self.label == "explore" else f"-{self.label}"
 
+    @property
+    def results_name(self) -> str:
+        """The task's results folders are ``<results>/<results_name>-<total steps>``; its figure ``docs/<results_name>.png``."""
+        return f"grounded{self.suffix}"
+
 
 SHOWN_MEMORY = (("dcem", ("backbone.options.capacity=32",)),)
 """DCEM's slots on the shown tasks: the longest episode there (N = 8: 8 shown steps and 18 to act) is 26 steps."""

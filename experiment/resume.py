@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from mnemax.experiment.config import ConfigError, RunConfig, config_hash, run_config_from_dict, run_config_to_dict
+from mnemax.experiment.run_folder import read_stored_config
 
 SECTIONS = ("agent", "backbone", "env")
 """Config groups: ``backbone=gru`` on the command line names ``backbone.name``."""
@@ -56,12 +57,9 @@ def stored_config(run_dir: str | Path, composed: RunConfig, overrides: Iterable[
     run that never started). Raises :class:`ConfigError` naming each repeated
     key whose value would change the run's numbers.
     """
-    from omegaconf import OmegaConf
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
+    stored = read_stored_config(Path(run_dir))
+    if stored is None:
         return composed
-    stored = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     stored_flat, composed_flat = _flatten(stored), _flatten(run_config_to_dict(composed))
     keys = override_keys(overrides)
     repeated = sorted({k for k in composed_flat for key in keys if k == key or k.startswith(key + ".")})

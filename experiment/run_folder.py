@@ -119,6 +119,17 @@ def holds_run(run_dir: Path) -> bool:
     return (run_dir / "metrics.csv").exists() or (run_dir / "checkpoint").is_dir()
 
 
+def read_stored_config(run_dir: Path) -> dict[str, Any] | None:
+    """``config.yaml`` of ``run_dir`` as a plain dict, or ``None`` when there is none."""
+    from omegaconf import OmegaConf
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return None
+    stored = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    return stored if isinstance(stored, dict) else None
+
+
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
     """``summary.json`` of ``run_dir``, or ``None`` when it is missing or unreadable."""
     try:

@@ -30,7 +30,7 @@ import numpy as np
 
 from mnemax.agents.registry import agent_entry
 from mnemax.experiment.checkpoints import CheckpointStore
-from mnemax.experiment.config import ConfigError, RunConfig, config_hash, run_config_to_dict
+from mnemax.experiment.config import ConfigError, RunConfig, config_hash, run_config_to_dict, stored_config_changes
 from mnemax.experiment.env_preflight import nan_source, preflight_message
 from mnemax.experiment.interrupts import DeferredInterrupt
 from mnemax.experiment.loggers import check_loggers_available, make_loggers
@@ -44,6 +44,7 @@ from mnemax.experiment.run_folder import (
     holds_run,
     latest_run_dir,
     new_run_dir,
+    read_stored_config,
     read_summary,
     write_error_log,
     write_json,
@@ -276,6 +277,13 @@ def _starting_point(config: RunConfig, run_dir: Path, store: CheckpointStore) ->
                 f"run_dir {run_dir} already holds a run; set resume=true (--resume) to continue it or choose another run_dir."
             )
         return None, None
+    stored = read_stored_config(run_dir)
+    changed = [] if stored is None else stored_config_changes(stored, store.config_dict)
+    if changed:  # a finished run has no checkpoint to check when only its small files were kept
+        raise ConfigError(
+            f"The run in {run_dir} was written under another config (changed: {', '.join(changed[:6])}); "
+            "resume with the run's own config (its config.yaml) or choose another run_dir."
+        )
     latest = store.latest_update()
     if latest is not None:
         store.check_latest()

@@ -33,8 +33,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     labels = [v.label for v in VARIANTS]
     task = TASKS.get(_task_in(argv), TASKS["explore"])  # an unknown --task is refused by the parser below
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_grid_arguments(parser, total_steps="3e6", unit="variant", name=f"grounded{task.suffix}",
-                       doc=ROOT / "docs" / "GROUNDED.md", figure=ROOT / "docs" / f"grounded{task.suffix}.png",
+    add_grid_arguments(parser, total_steps="3e6", unit="variant", name=task.results_name,
+                       doc=ROOT / "docs" / "GROUNDED.md", figure=ROOT / "docs" / f"{task.results_name}.png",
                        results=ROOT / "docs" / "results")
     parser.add_argument("--task", default="explore", choices=list(TASKS), help="which version of the task (see above)")
     parser.add_argument("--variants", nargs="+", default=labels, choices=labels, metavar="VARIANT",
@@ -70,8 +70,11 @@ def main(argv: list[str] | None = None) -> None:
 
     configure_jax()  # before anything starts JAX's CPU backend: it sets an XLA flag
     from mnemax.experiment.compare import grid_main
+    from mnemax.experiment.grounded import TASKS
 
-    grid_main("scripts/grounded.py", "grounded", sys.argv[1:] if argv is None else argv, parse_args, train, report)
+    argv = sys.argv[1:] if argv is None else argv
+    task = TASKS.get(_task_in(argv), TASKS["explore"])
+    grid_main("scripts/grounded.py", task.results_name, argv, parse_args, train, report)
 
 
 if __name__ == "__main__":

@@ -376,6 +376,33 @@ def test_resume_refuses_a_checkpoint_from_another_config(tmp_path):
         run(probe_config(tmp_path, agent={"learning_rate": 0.2}, resume=True))
 
 
+def test_a_finished_run_kept_without_checkpoints_is_still_checked_against_the_config(tmp_path):
+    """A comparison keeps only a finished cell's small files; resuming it under another config must not reuse it."""
+    import shutil
+
+    run(probe_config(tmp_path, total_steps=16))
+    shutil.rmtree(tmp_path / "run" / "checkpoint")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(ConfigError, match=r"written under another config \(changed: agent\.learning_rate \(0\.1 -> 0\.2\)\)"):
+        run(probe_config(tmp_path, total_steps=16, agent={"learning_rate": 0.2}, resume=True))
+    with pytest.raises(ConfigError, match=r"changed: env\.kwargs\.size \(None -> 3\)"):  # an env option the run did not have
+        run(probe_config(tmp_path, total_steps=16, env={"name": "probe", "kwargs": {"size": 3}}, resume=True))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+    assert run(probe_config(tmp_path, total_steps=16, resume=True)).already_finished
+
+
+def test_a_run_stored_before_a_config_field_existed_still_resumes(tmp_path):
+    """A field added to an agent's config since the run was written (absent from its config.yaml) keeps its default."""
+    from omegaconf import OmegaConf
+
+    run(probe_config(tmp_path, total_steps=16))
+    path = tmp_path / "run" / "config.yaml"
+    stored = OmegaConf.to_container(OmegaConf.load(path))
+    del stored["agent"]["steps_per_update"]
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(stored)))
+    assert run(probe_config(tmp_path, total_steps=16, resume=True)).already_finished
+
+
 def test_an_existing_run_is_not_overwritten_without_resume(tmp_path):
     run(probe_config(tmp_path, total_steps=16))
     with pytest.raises(ConfigError, match="already holds a run; set resume=true"):

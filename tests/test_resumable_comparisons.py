@@ -109,6 +109,7 @@ def test_a_grounded_task_trains_and_evaluates_on_its_own_env_and_writes_its_own_
     config = load_run_config(grounded.cell_overrides(Variant("gru", ("backbone=gru",)), 4096, 1, (), fixed))
     assert dict(config.env.kwargs) == {"discovery": "shown", "view": "egocentric", "naming": "fixed"}
     assert config.experiment.name == "grounded-fixed-names-gru"
+    assert [t.results_name for t in grounded.TASKS.values()] == ["grounded", "grounded-shown", "grounded-fixed-names"]
     dcem = Variant("dcem", ("backbone=dcem",))
     assert "backbone.options.capacity=32" in grounded.cell_overrides(dcem, 4096, 1, (), fixed)  # its core's settings
     assert not any("capacity" in o for o in grounded.cell_overrides(dcem, 4096, 1, (), grounded.TASKS["explore"]))
