@@ -499,3 +499,18 @@ def test_the_egocentric_view_is_the_grid_view_centred_on_the_agent_with_walls_ar
 
 def test_the_easier_options_pass_check_env():
     assert check_env(SHOWN, SHOWN.default_params, num_steps=STEPS) == []
+
+
+FIXED = FastBinding(num_objects=3, naming="fixed")
+fixed_reset = batched(FIXED.reset, 2)
+
+
+@pytest.mark.parametrize("held_out_objects", [False, True])
+def test_fixed_naming_gives_every_type_one_name_for_good(held_out_objects):
+    """The control without binding: the name is a function of the type, the same in every episode."""
+    params = FIXED.default_params.replace(held_out_objects=held_out_objects, held_out_names=True)
+    _, state = jax.tree.map(np.asarray, fixed_reset(jax.random.split(jax.random.PRNGKey(4), 64), params))
+    np.testing.assert_array_equal(state.object_names, TRAINING_NAMES[state.object_types])
+    assert len(set(state.object_types.ravel())) > 3  # many episodes, many types: the mapping is tested, not one draw
+    with pytest.raises(ValueError, match=r"naming must be one of 'fresh', 'fixed', got 'random'"):
+        FastBinding(naming="random")
