@@ -22,15 +22,15 @@ from mnemax.envs import make, registry
 from .envs import throughput_row
 from .timing import Table
 
-# (id, copies, make() options, label suffix): 1024 copies except where a 32-step call would take minutes.
+# (id, copies, make() options, label suffix, auto-reset): 1024 copies except where a 32-step call would take minutes.
 SUITE_ENVS = [
-    ("craftax/Craftax-Classic-Symbolic-v1", 1024, {}, ""),
-    ("craftax/Craftax-Classic-Symbolic-v1", 64, {"reset_ratio": 1}, " (reset_ratio=1)"),
-    ("craftax/Craftax-Classic-Symbolic-v1", 1024, {}, " (no auto-reset)"),
-    ("craftax/Craftax-Symbolic-v1", 256, {}, ""),
-    ("navix/Navix-DoorKey-8x8-v0", 1024, {}, ""),
-    ("xminigrid/XLand-MiniGrid-R1-9x9", 1024, {}, ""),
-    ("popgym_arcade/CountRecallEasy", 1024, {}, ""),
+    ("craftax/Craftax-Classic-Symbolic-v1", 1024, {}, "", True),
+    ("craftax/Craftax-Classic-Symbolic-v1", 64, {"reset_ratio": 1}, " (reset_ratio=1)", True),
+    ("craftax/Craftax-Classic-Symbolic-v1", 1024, {}, " (no auto-reset)", False),
+    ("craftax/Craftax-Symbolic-v1", 256, {}, "", True),
+    ("navix/Navix-DoorKey-8x8-v0", 1024, {}, "", True),
+    ("xminigrid/XLand-MiniGrid-R1-9x9", 1024, {}, "", True),
+    ("popgym_arcade/CountRecallEasy", 1024, {}, "", True),
 ]
 
 
@@ -64,14 +64,14 @@ def run(quick: bool) -> list[Table]:
         ),
     )
     installed = {suite.prefix: suite.env_ids() for suite in registry.SUITES}
-    for name, copies, options, suffix in SUITE_ENVS:
+    for name, copies, options, suffix, auto_reset in SUITE_ENVS:
         copies = min(copies, 8) if quick else copies
         prefix, _, env_id = name.partition("/")
         if env_id not in installed[prefix + "/"]:
             table.rows.append([name + suffix, copies, "not installed", "", ""])
             continue
         env, params = make(name, **options)
-        env = WithoutAutoReset(env) if suffix == " (no auto-reset)" else env
+        env = env if auto_reset else WithoutAutoReset(env)
         row = throughput_row(name + suffix, copies, num_steps, repeats=3, env=env, params=params, time_reset=False)
         table.rows.append([row[0], copies, *row[1:]])
         print(table.rows[-1], flush=True)
