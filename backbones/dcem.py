@@ -47,11 +47,18 @@ def read_memory(
 ) -> jax.Array:
     """Top-k attention read: ``keys [B, M, K]``, ``values [B, M, V]``, ``valid [B, M]``, ``queries [B, H, K]`` -> ``[B, H, V]``.
 
+    The values weighted by :func:`read_weights`; a head with no valid slot reads zeros.
+    """
+    return jnp.einsum("bhm,bmv->bhv", read_weights(keys, valid, queries, top_k, scale), values)
+
+
+def read_weights(keys: jax.Array, valid: jax.Array, queries: jax.Array, top_k: int, scale: float | None = None) -> jax.Array:
+    """Each head's weight on each slot, ``[B, H, M]``: what :func:`read_memory` reads with.
+
     Scores ``scale * q . k`` (``scale`` defaults to ``1 / sqrt(K)``) over the
     valid slots; each head keeps its ``top_k`` best valid slots (fewer when fewer
-    are valid), softmaxes over those and returns the weighted sum of their
-    values. Invalid slots and slots outside the top k get zero weight; a head
-    with no valid slot reads zeros.
+    are valid) and softmaxes over those. Invalid slots and slots outside the
+    top k get zero weight; a head with no valid slot has none.
     """
     scale = keys.shape[-1] ** -0.5 if scale is None else scale
     scores = scale * jnp.einsum("bhk,bmk->bhm", queries, keys)
@@ -63,8 +70,7 @@ def read_memory(
     shifted = best - jnp.max(jnp.where(chosen, best, lowest), axis=-1, keepdims=True)
     weights = jnp.where(chosen, jnp.exp(jnp.where(chosen, shifted, 0.0)), 0.0)
     weights = weights / jnp.maximum(jnp.sum(weights, axis=-1, keepdims=True), jnp.finfo(scores.dtype).tiny)
-    picked = jnp.take_along_axis(values[:, None, :, :], slots[..., None], axis=2)  # [B, H, k, V]
-    return jnp.einsum("bhk,bhkv->bhv", weights, picked)
+    return jnp.einsum("bhk,bhkm->bhm", weights, jax.nn.one_hot(slots, keys.shape[1], dtype=weights.dtype))  # onto the slots
 
 
 def write_memory(carry: DCEMCarry, vision: jax.Array, language: jax.Array) -> DCEMCarry:
@@ -101,14 +107,17 @@ class _DCEMStep(nn.Module):
         ).reshape(-1, self.num_heads, directions, width)
         if self.single_column:
             column = jnp.concatenate([carry.vision, carry.language], axis=-1)
-            reads = [read_memory(column, column, valid, queries[:, :, 0], self.top_k)]
+            weights = read_weights(column, valid, queries[:, :, 0], self.top_k)
+            reads = [jnp.einsum("bhm,bmv->bhv", weights, column)]
         else:
+            weights = read_weights(carry.language, valid, queries[:, :, 0], self.top_k)
             reads = [
-                read_memory(carry.language, carry.vision, valid, queries[:, :, 0], self.top_k),  # language -> vision
+                jnp.einsum("bhm,bmv->bhv", weights, carry.vision),  # language -> vision
                 read_memory(carry.vision, carry.language, valid, queries[:, :, 1], self.top_k),  # vision -> language
             ]
         reads = jnp.concatenate([r.reshape(r.shape[0], -1) for r in reads], axis=-1)
         self.sow("intermediates", "reads", reads)
+        self.sow("intermediates", "slot_weights", weights)  # [B, H, M]: where the language -> vision read looked
         lstm, h = LSTM.cell_class(features=self.features, name="lstm")(
             carry.lstm, jnp.concatenate([reads, vision, language], axis=-1)
         )
@@ -123,7 +132,10 @@ class DCEM(nn.Module):
     episode is longer), ``num_heads`` heads each reading the ``top_k`` best
     slots in both directions, keys of width ``key_size``. ``single_column``
     reads one column of both embeddings instead (the baseline). Reads made in
-    a call are sown as ``intermediates/reads`` ``[T, B, reads]`` for inspection.
+    a call are sown as ``intermediates/reads`` ``[T, B, reads]``, and the slot
+    weights of the language -> vision read (of the one read with
+    ``single_column``) as ``intermediates/slot_weights`` ``[T, B, H, M]``, for
+    inspection: which slot a word found.
     """
 
     features: int

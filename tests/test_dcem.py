@@ -205,3 +205,19 @@ def test_split_parts_cuts_the_last_axis():
     assert backbones.split_parts(x, ()) is x
     with pytest.raises(ValueError, match="D >= 3"):
         backbones.split_parts(x[..., :2], ("a", "b", "c"))
+
+
+def test_sown_slot_weights_are_what_the_language_to_vision_read_used():
+    """``slot_weights`` [T, B, H, M]: a distribution over the slots written so far, and the read is it times the vision column."""
+    module, carry, params = build()
+    inputs = episode(jax.random.key(7), 3)
+    (_, _), state = jax.jit(partial(module.apply, mutable=["intermediates"]))(params, carry, inputs, jnp.zeros((3, BATCH), bool))
+    weights = np.asarray(state["intermediates"]["step"]["slot_weights"][0])  # [T, B, H, M]
+    reads = np.asarray(state["intermediates"]["step"]["reads"][0])
+    assert weights.shape == (3, BATCH, SMALL["num_heads"], SMALL["capacity"])
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+    for t in range(3):
+        assert (weights[t, :, :, t + 1 :] == 0).all()  # slots not yet written get nothing
+    vision_codes, _ = codes(params, inputs)  # [T, B, K]: slot t holds step t's code
+    expected = np.einsum("tbhm,mbk->tbhk", weights[:, :, :, :3], np.asarray(vision_codes))
+    np.testing.assert_allclose(reads[..., : SMALL["num_heads"] * SMALL["key_size"]], expected.reshape(3, BATCH, -1), atol=1e-5)
