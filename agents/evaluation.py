@@ -28,7 +28,9 @@ class Episodes(NamedTuple):
     """What ``num_steps`` steps of ``num_envs`` environments produced, each ``[T, B]``.
 
     ``info`` holds the env's per-step ``info`` entries named in ``info_keys``
-    (for :class:`~mnemax.envs.MetaRL`: ``trial`` and ``trial_end``).
+    (for :class:`~mnemax.envs.MetaRL`: ``trial`` and ``trial_end``), and the
+    values named in ``sown`` that the network sowed while choosing step
+    ``t``'s action (e.g. DCEM's ``slot_weights``), ``[T, B, ...]``.
     """
 
     rewards: jax.Array
@@ -46,6 +48,7 @@ def make_evaluate(
     *,
     greedy: bool = False,
     info_keys: tuple[str, ...] = (),
+    sown: tuple[str, ...] = (),
 ) -> Callable[[RunnerState, jax.Array], Episodes]:
     """``evaluate(state, key) -> Episodes``: act with ``state``'s policy in ``num_envs`` fresh envs for ``num_steps``.
 
@@ -77,7 +80,10 @@ def make_evaluate(
             obs, env_state, carry, starts = loop
             act_key, env_key = jax.random.split(step_key)
             inputs = network_input(config, features, state.obs_stats, obs)
-            carry, (policy_params, _) = network.apply(state.params, carry, inputs[None], starts[None])
+            (carry, (policy_params, _)), variables = network.apply(
+                state.params, carry, inputs[None], starts[None], mutable=["intermediates"]
+            )
+            looked = {name: find_sown(variables.get("intermediates", {}), name)[0] for name in sown}  # [B, ...]
             dist = policy_distribution(discrete, jax.tree.map(lambda p: p[0], policy_params))
             action = dist.mode() if greedy else dist.sample(seed=act_key)
             next_obs, env_state, reward, terminated, truncated, info = step_envs(
@@ -88,7 +94,7 @@ def make_evaluate(
                 rewards=reward.astype(jnp.float32),
                 terminated=terminated,
                 truncated=truncated,
-                info={k: info[k] for k in info_keys},
+                info={**{k: info[k] for k in info_keys}, **looked},
             )
             return (flat(next_obs), env_state, carry, done), out
 
@@ -97,6 +103,23 @@ def make_evaluate(
         return episodes
 
     return evaluate
+
+
+def find_sown(intermediates: Any, name: str) -> jax.Array:
+    """The one value sown as ``name`` anywhere in a network's ``intermediates`` (its first sow of the call).
+
+    Raises a one-sentence ValueError when no module, or more than one, sowed it.
+    """
+    found = [
+        leaf
+        for path, leaf in jax.tree_util.tree_flatten_with_path(intermediates, is_leaf=lambda x: isinstance(x, tuple))[0]
+        if getattr(path[-1], "key", None) == name
+    ]
+    if len(found) != 1:
+        sown = sorted({getattr(p[-1], "key", "?") for p, _ in jax.tree_util.tree_flatten_with_path(
+            intermediates, is_leaf=lambda x: isinstance(x, tuple))[0]})
+        raise ValueError(f"The network sowed {len(found)} values named {name!r} (it sows: {', '.join(sown) or 'nothing'}).")
+    return found[0][0]
 
 
 def trial_returns(episodes: Episodes, trials: int) -> tuple[jax.Array, jax.Array]:

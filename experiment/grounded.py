@@ -25,6 +25,7 @@ import numpy as np
 
 from mnemax.agents.evaluation import make_evaluate
 from mnemax.agents.ppo import make_ppo_env
+from mnemax.envs import make
 from mnemax.experiment.compare import Variant, parameter_count, resumable_run
 from mnemax.experiment.markdown import replace_section
 from mnemax.experiment.plots import _matplotlib, plot_return_curve
@@ -189,6 +190,40 @@ def task_evaluations(task: Task, evaluations: Sequence[Evaluation] = EVALUATIONS
     ]
 
 
+RETRIEVAL = "weight on the named object's slot"
+"""The key of :func:`retrieval_weight`'s result in a DCEM cell's ``evaluation.json`` (shown tasks)."""
+
+
+def retrieval_weight(config, states, task: Task, episodes: int, key: jax.Array) -> list[float]:
+    """Per seed: the weight DCEM's language -> vision read puts on the target's slot when the instruction first comes.
+
+    On a task whose discovery shows object ``i`` at step ``i`` (``shown``), the
+    memory holds object ``i``'s view in slot ``i``, so a memory that binds
+    looks there when it hears the target's name; reading the written slots
+    evenly puts ``1 / (N + 1)`` on it (the instruction's own step is written
+    too). Mean over heads and over ``episodes`` fresh episodes, sampled policy.
+    """
+    if dict(task.kwargs).get("discovery") != "shown":
+        raise ValueError(f"retrieval_weight needs a task with shown discovery (slot i holds object i); {task.label!r} has none.")
+    env, params = make_ppo_env(TRAIN_ENV, **dict(task.kwargs))
+    discovery_steps = make(TRAIN_ENV, **dict(task.kwargs))[0].discovery_steps
+    evaluate = make_evaluate(config.agent, env, params, episodes, 2 * int(params.max_steps_in_episode),
+                             info_keys=("time", "target"), sown=("slot_weights",))
+
+    @jax.jit
+    def per_seed(states, key):
+        def one(state):
+            played = evaluate(state, key)
+            weights = jnp.mean(played.info["slot_weights"], axis=2)  # [T, B, M], mean over heads
+            on_target = jnp.take_along_axis(weights[1:], played.info["target"][:-1, :, None], axis=-1)[..., 0]
+            first = played.info["time"][:-1] == discovery_steps  # the step whose outcome is the first instruction
+            return jnp.sum(on_target * first) / jnp.maximum(jnp.sum(first), 1)
+
+        return jax.vmap(one)(states)
+
+    return [float(x) for x in per_seed(states, key)]
+
+
 def cell_overrides(variant: Variant, total_steps: int, seeds: int, common: Sequence[str], task: Task = TASKS["explore"]) -> list[str]:
     """The Hydra overrides of one variant's run."""
     return [
@@ -205,12 +240,16 @@ def run_cell(variant: Variant, root: Path, total_steps: int, seeds: int, episode
     run_dir = root / variant.label
     config, result = resumable_run(cell_overrides(variant, total_steps, seeds, common, task), run_dir)
     stored = run_dir / "evaluation.json"
-    if stored.exists():
-        evaluation = json.loads(stored.read_text())
-    else:
+    evaluation = json.loads(stored.read_text()) if stored.exists() else {}
+    looks = RETRIEVAL in evaluation or not (config.backbone.name == "dcem" and dict(task.kwargs).get("discovery") == "shown")
+    if not evaluation or not looks:
         states = result.states if result.states is not None else saved_states(config, run_dir)[1]
-        log(f"{variant.label}: evaluating on {', '.join(e.label for e in evaluations)} ...")
-        evaluation = evaluate_cell(config, states, evaluations, episodes, jax.random.key(1_000_003))
+        if not evaluation:
+            log(f"{variant.label}: evaluating on {', '.join(e.label for e in evaluations)} ...")
+            evaluation = evaluate_cell(config, states, evaluations, episodes, jax.random.key(1_000_003))
+        if not looks:
+            log(f"{variant.label}: measuring where the memory looks ...")
+            evaluation[RETRIEVAL] = retrieval_weight(config, states, task, episodes, jax.random.key(1_000_033))
         write_json(stored, evaluation)
     metrics = load_metrics(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -242,12 +281,12 @@ def markdown_table(cells: Sequence[Cell], evaluations: Sequence[Evaluation]) -> 
 
 
 def per_seed_table(cells: Sequence[Cell], evaluations: Sequence[Evaluation]) -> str:
-    """Every seed's success on every evaluation env (the figures the means above come from)."""
+    """Every seed's success on every evaluation env (the figures the means above come from), and DCEM's retrieval weight."""
     seeds = len(next(iter(cells[0].evaluation.values())))
     lines = ["| variant | evaluation | " + " | ".join(f"seed {i}" for i in range(seeds)) + " |", "|---|---|" + "---|" * seeds]
     for cell in cells:
-        for e in evaluations:
-            lines.append(f"| {cell.variant} | {e.label} | " + " | ".join(f"{v:.2f}" for v in cell.evaluation[e.label]) + " |")
+        for label in [*(e.label for e in evaluations), *([RETRIEVAL] if RETRIEVAL in cell.evaluation else [])]:
+            lines.append(f"| {cell.variant} | {label} | " + " | ".join(f"{v:.2f}" for v in cell.evaluation[label]) + " |")
     return "\n".join(lines)
 
 
@@ -281,6 +320,13 @@ def write_report(cells: Sequence[Cell], doc: str | os.PathLike, figure: str | os
         f"trained on {TRAIN_ENV} ({task.description}); success = finished episodes that ended on the named object, "
         "evaluated with the sampled policy on fresh episodes of the same task.\n\n"
         f"{markdown_table(cells, evaluations)}\n\nPer seed:\n\n{per_seed_table(cells, evaluations)}\n\n"
-        f"![success rate during training]({os.path.relpath(figure, doc.parent)})"
+        + (
+            f"*{RETRIEVAL}*: DCEM's language -> vision read at the first instruction step, mean over heads and "
+            "episodes, on the slot where the named object was shown; reading the written slots evenly gives "
+            "1 / (N + 1) = 0.25.\n\n"
+            if any(RETRIEVAL in cell.evaluation for cell in cells)
+            else ""
+        )
+        + f"![success rate during training]({os.path.relpath(figure, doc.parent)})"
     )
     replace_section(doc, f"results{task.suffix}", block, "# Grounded fast word learning\n\n")

@@ -249,3 +249,24 @@ def test_conv_channels_put_image_parts_through_convolutions_and_train(env):
 def test_bad_conv_channels_are_one_sentence():
     with pytest.raises(ValueError, match=r"PPOConfig.conv_channels lists layer widths, which must be positive"):
         dataclasses.replace(CONFIG, conv_channels=(8, 0))
+
+
+def test_evaluation_records_what_dcem_looked_at_aligned_with_the_step_it_acted_on():
+    """At the first instruction of a shown episode the memory holds N + 1 writes: the weights cover exactly those slots."""
+    from mnemax.agents.evaluation import find_sown, make_evaluate
+    from mnemax.agents.ppo import make_ppo_env
+
+    env, params = make_ppo_env("grounded/FastBinding-N3", discovery="shown", view="egocentric")
+    config = dataclasses.replace(CONFIG, backbone=BackboneSpec("dcem", 8, (("capacity", 8), ("key_size", 4), ("top_k", 8))))
+    trainer = make_trainer(config, env, params)
+    evaluate = make_evaluate(config, env, params, 8, 24, info_keys=("time", "target"), sown=("slot_weights",))
+    played = jax.tree.map(np.asarray, jax.jit(evaluate)(trainer.init(jax.random.key(0)), jax.random.key(1)))
+    weights = played.info["slot_weights"]  # [T, B, H, M]
+    assert weights.shape == (24, 8, 2, 8)
+    first = np.argwhere(played.info["time"][:-1] == 3)  # (t, b): step t's outcome is the first instruction
+    assert len(first) >= 8
+    for t, b in first:
+        looked = weights[t + 1, b]
+        assert (looked[:, :4] > 0).all() and (looked[:, 4:] == 0).all()  # 3 shown objects and the instruction itself
+    with pytest.raises(ValueError, match=r"sowed 0 values named 'nothing' \(it sows: .*slot_weights"):
+        find_sown({"step": {"reads": (np.zeros(1),), "slot_weights": (np.zeros(1),)}}, "nothing")

@@ -117,14 +117,19 @@ def test_a_grounded_task_trains_and_evaluates_on_its_own_env_and_writes_its_own_
     shown = grounded.TASKS["shown"]
     common = (*TINY, "backbone.features=8", "progress=false")
     first = grounded.task_evaluations(shown)[:1]
-    cell = grounded.run_cell(Variant("gru", ("backbone=gru",)), tmp_path, 128, 1, 8, common=common, evaluations=first,
-                             log=lambda _: None, task=shown)
-    assert "discovery: shown" in (tmp_path / "gru" / "config.yaml").read_text()
+    dcem = Variant("dcem", ("backbone=dcem", "backbone.options.key_size=4"))
+    cell = grounded.run_cell(dcem, tmp_path, 128, 1, 8, common=common, evaluations=first, log=lambda _: None, task=shown)
+    assert "discovery: shown" in (tmp_path / "dcem" / "config.yaml").read_text()
+    looked = cell.evaluation[grounded.RETRIEVAL]  # where DCEM's read looked, one value per seed
+    assert len(looked) == 1 and 0.0 < looked[0] < 1.0
+    with pytest.raises(ValueError, match="needs a task with shown discovery"):
+        grounded.retrieval_weight(None, None, grounded.TASKS["explore"], 8, None)
     doc = tmp_path / "G.md"
     doc.write_text("# Grounded\n\n<!-- results -->\nthe paper's task\n<!-- /results -->\n")
     grounded.write_report([cell], doc, tmp_path / "g.png", "cmd", "machine", first, task=shown)
     text = doc.read_text()
     assert "the paper's task" in text and "<!-- results-shown -->" in text and "shown one per step" in text
+    assert f"| dcem | {grounded.RETRIEVAL} |" in text
 
 
 def test_success_rate_counts_finished_episodes_only():

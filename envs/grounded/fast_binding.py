@@ -64,8 +64,10 @@ channel (grid view) or wall channel (egocentric view). Tokens: ``PAD`` 0, ``THIS
 (``VOCAB_SIZE`` in all). Actions: 0 up, 1 right, 2 down, 3 left; a move into
 the wall stays. ``info["success"]`` (float32, 1 on the step that picks up the
 target) and ``info["decided"]`` (bool, the step touched an object in the
-instruction phase) tell how an episode ended. An episode's return is its
-success, so the mean episode return that PPO logs is the success rate.
+instruction phase) tell how an episode ended; ``info["time"]`` and
+``info["target"]`` (int32) are the new state's step count and target index.
+An episode's return is its success, so the mean episode return that PPO logs
+is the success rate.
 """
 
 from __future__ import annotations
@@ -295,7 +297,7 @@ class FastBinding(environment.Environment):
         switch = state.time == self.discovery_steps
         state = jax.tree.map(lambda new, old: jax.lax.select(switch, new, old), relocated, state)
         out_of_time = state.time >= self.discovery_steps + self.instruction_steps
-        info = {"success": success.astype(jnp.float32), "decided": decided}
+        info = {"success": success.astype(jnp.float32), "decided": decided, "time": state.time, "target": state.target}
         return self.observation(state), state, success.astype(jnp.float32), decided | out_of_time, info
 
     def is_terminated(self, state: FastBindingState, params: FastBindingParams) -> jax.Array:
