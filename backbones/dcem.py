@@ -93,12 +93,15 @@ class _DCEMStep(nn.Module):
     top_k: int
     key_size: int
     single_column: bool
+    read_before_write: bool
 
     @nn.compact
     def __call__(self, carry: DCEMCarry, step: tuple[jax.Array, ...]) -> tuple[DCEMCarry, jax.Array]:
         vision, language, vision_code, language_code, reset = step
-        carry = write_memory(reset_state(carry, reset), vision_code, language_code)
-        valid = jnp.arange(carry.vision.shape[1])[None, :] < carry.filled[:, None]
+        carry = reset_state(carry, reset)
+        written = write_memory(carry, vision_code, language_code)
+        memory = carry if self.read_before_write else written
+        valid = jnp.arange(memory.vision.shape[1])[None, :] < memory.filled[:, None]
         _, h_previous = carry.lstm
         directions = 1 if self.single_column else 2
         width = 2 * self.key_size if self.single_column else self.key_size
@@ -106,14 +109,14 @@ class _DCEMStep(nn.Module):
             jnp.concatenate([h_previous, vision, language], axis=-1)
         ).reshape(-1, self.num_heads, directions, width)
         if self.single_column:
-            column = jnp.concatenate([carry.vision, carry.language], axis=-1)
+            column = jnp.concatenate([memory.vision, memory.language], axis=-1)
             weights = read_weights(column, valid, queries[:, :, 0], self.top_k)
             reads = [jnp.einsum("bhm,bmv->bhv", weights, column)]
         else:
-            weights = read_weights(carry.language, valid, queries[:, :, 0], self.top_k)
+            weights = read_weights(memory.language, valid, queries[:, :, 0], self.top_k)
             reads = [
-                jnp.einsum("bhm,bmv->bhv", weights, carry.vision),  # language -> vision
-                read_memory(carry.vision, carry.language, valid, queries[:, :, 1], self.top_k),  # vision -> language
+                jnp.einsum("bhm,bmv->bhv", weights, memory.vision),  # language -> vision
+                read_memory(memory.vision, memory.language, valid, queries[:, :, 1], self.top_k),  # vision -> language
             ]
         reads = jnp.concatenate([r.reshape(r.shape[0], -1) for r in reads], axis=-1)
         self.sow("intermediates", "reads", reads)
@@ -121,7 +124,7 @@ class _DCEMStep(nn.Module):
         lstm, h = LSTM.cell_class(features=self.features, name="lstm")(
             carry.lstm, jnp.concatenate([reads, vision, language], axis=-1)
         )
-        return carry._replace(lstm=lstm), h
+        return written._replace(lstm=lstm), h
 
 
 @register("dcem")
@@ -135,7 +138,10 @@ class DCEM(nn.Module):
     a call are sown as ``intermediates/reads`` ``[T, B, reads]``, and the slot
     weights of the language -> vision read (of the one read with
     ``single_column``) as ``intermediates/slot_weights`` ``[T, B, H, M]``, for
-    inspection: which slot a word found.
+    inspection: which slot a word found. ``read_before_write`` reads the
+    memory as it was before this step's write, so that a query never finds
+    the step's own embeddings (the closest match of its own words); by
+    default the step is written first.
     """
 
     features: int
@@ -144,6 +150,7 @@ class DCEM(nn.Module):
     key_size: int = 32
     capacity: int = 64
     single_column: bool = False
+    read_before_write: bool = False
     vision_key: str = "vision"
     language_key: str = "language"
 
@@ -189,5 +196,7 @@ class DCEM(nn.Module):
             in_axes=0,
             out_axes=0,
         )
-        step = scan(self.features, self.num_heads, self.top_k, self.key_size, self.single_column, name="step")
+        step = scan(
+            self.features, self.num_heads, self.top_k, self.key_size, self.single_column, self.read_before_write, name="step"
+        )
         return step(carry, (vision, language, vision_code, language_code, resets.astype(bool)))

@@ -458,8 +458,10 @@ def config_hash(config: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-OPEN_MAPPINGS = ("kwargs", "options")
-"""Config mappings whose keys the user chooses (env keyword arguments, a core's options): compared key by key in full."""
+OPEN_MAPPINGS = ("kwargs",)
+"""Config mappings whose keys the user chooses (an env's keyword arguments): compared key by key in full. A core's
+``options`` are stored whole (every field the core's YAML lists), so an option absent from a stored config is one
+added since, which keeps its default as a new field does."""
 
 
 def stored_config_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
@@ -468,7 +470,8 @@ def stored_config_changes(stored: Mapping[str, Any], current: Mapping[str, Any])
     Keys that do not change the numbers (``name``, ``run_dir``, logging, ...)
     are left out, and so are keys the stored config does not have: fields
     added to mnemax after the run was written, which keep their defaults, so
-    an upgrade does not orphan finished runs and checkpoints. Inside
+    an upgrade does not orphan finished runs and checkpoints (a new field's
+    default must therefore keep the old behaviour). Inside
     :data:`OPEN_MAPPINGS` every key counts.
     """
 

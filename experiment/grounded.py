@@ -42,6 +42,7 @@ VARIANTS = (
     Variant("dcem", ("backbone=dcem",)),
     Variant("dcem-no-reconstruction", ("backbone=dcem", "agent.reconstruction_weight=0")),
     Variant("dcem-single-column", ("backbone=dcem", "backbone.options.single_column=true")),
+    Variant("dcem-read-first", ("backbone=dcem", "backbone.options.read_before_write=true")),
     Variant("lstm", ("backbone=lstm",)),
     Variant("gru", ("backbone=gru",)),
     Variant("transformer", ("backbone=transformer",)),
@@ -201,7 +202,8 @@ def retrieval_weight(config, states, task: Task, episodes: int, key: jax.Array) 
     memory holds object ``i``'s view in slot ``i``, so a memory that binds
     looks there when it hears the target's name; reading the written slots
     evenly puts ``1 / (N + 1)`` on it (the instruction's own step is written
-    too). Mean over heads and over ``episodes`` fresh episodes, sampled policy.
+    first), or ``1 / N`` with ``read_before_write``. Mean over heads and over
+    ``episodes`` fresh episodes, sampled policy.
     """
     if dict(task.kwargs).get("discovery") != "shown":
         raise ValueError(f"retrieval_weight needs a task with shown discovery (slot i holds object i); {task.label!r} has none.")
@@ -323,7 +325,7 @@ def write_report(cells: Sequence[Cell], doc: str | os.PathLike, figure: str | os
         + (
             f"*{RETRIEVAL}*: DCEM's language -> vision read at the first instruction step, mean over heads and "
             "episodes, on the slot where the named object was shown; reading the written slots evenly gives "
-            "1 / (N + 1) = 0.25.\n\n"
+            "1 / (N + 1) = 0.25, or 1 / N = 0.33 for dcem-read-first, which reads before writing the step.\n\n"
             if any(RETRIEVAL in cell.evaluation for cell in cells)
             else ""
         )

@@ -221,3 +221,25 @@ def test_sown_slot_weights_are_what_the_language_to_vision_read_used():
     vision_codes, _ = codes(params, inputs)  # [T, B, K]: slot t holds step t's code
     expected = np.einsum("tbhm,mbk->tbhk", weights[:, :, :, :3], np.asarray(vision_codes))
     np.testing.assert_allclose(reads[..., : SMALL["num_heads"] * SMALL["key_size"]], expected.reshape(3, BATCH, -1), atol=1e-5)
+
+
+def test_reading_before_writing_never_finds_the_steps_own_embeddings():
+    """With ``read_before_write`` the first step of an episode reads nothing and step 1 reads exactly step 0's vision code."""
+    module, carry, params = build(read_before_write=True)
+    inputs = episode(jax.random.key(8), 3)
+    resets = jnp.zeros((3, BATCH), bool).at[0].set(True)
+    (_, _), state = jax.jit(partial(module.apply, mutable=["intermediates"]))(params, carry, inputs, resets)
+    weights = np.asarray(state["intermediates"]["step"]["slot_weights"][0])  # [T, B, H, M]
+    reads = np.asarray(state["intermediates"]["step"]["reads"][0])
+    width = SMALL["num_heads"] * SMALL["key_size"]
+    assert (weights[0] == 0).all() and (reads[0] == 0).all()  # an empty memory reads zeros
+    np.testing.assert_allclose(weights[1].sum(-1), 1.0, rtol=1e-5)
+    assert (weights[1, :, :, 1:] == 0).all() and (weights[2, :, :, 2:] == 0).all()  # never its own slot
+    vision_codes, _ = codes(params, inputs)
+    expected = np.repeat(np.asarray(vision_codes)[0][:, None, :], SMALL["num_heads"], axis=1).reshape(BATCH, width)
+    np.testing.assert_allclose(reads[1, :, :width], expected, atol=1e-5)
+    # What is written is unchanged: the same carry as the default order after the episode.
+    default, _, _ = build()
+    after_first = module.apply(params, carry, inputs, resets)[0]
+    after_default = default.apply(params, carry, inputs, resets)[0]
+    np.testing.assert_allclose(np.asarray(after_first.vision), np.asarray(after_default.vision), atol=1e-6)
