@@ -9,6 +9,12 @@ until every cell is done. Each trained cell is then evaluated (sampled policy,
 fresh episodes) on more objects (N = 5, 8), on object types never used in
 training, and on names never used in training; the evaluation is stored next
 to the run (``evaluation.json``) and reused.
+
+A :class:`Task` picks the version of FastBinding (:data:`TASKS`): the paper's
+(``explore``), objects shown with their names (``shown``), or the control
+without binding (``fixed-names``); each has its own results folder and doc
+block. On a shown task, DCEM cells also store where the memory looked
+(:func:`retrieval_weight`).
 """
 
 from __future__ import annotations
