@@ -110,15 +110,12 @@ def find_sown(intermediates: Any, name: str) -> jax.Array:
 
     Raises a one-sentence ValueError when no module, or more than one, sowed it.
     """
-    found = [
-        leaf
-        for path, leaf in jax.tree_util.tree_flatten_with_path(intermediates, is_leaf=lambda x: isinstance(x, tuple))[0]
-        if getattr(path[-1], "key", None) == name
-    ]
+    leaves = jax.tree_util.tree_flatten_with_path(intermediates, is_leaf=lambda x: isinstance(x, tuple))[0]
+    names = [getattr(path[-1], "key", "?") for path, _ in leaves]  # a sow's leaf is the tuple of its values
+    found = [leaf for leaf_name, (_, leaf) in zip(names, leaves) if leaf_name == name]
     if len(found) != 1:
-        sown = sorted({getattr(p[-1], "key", "?") for p, _ in jax.tree_util.tree_flatten_with_path(
-            intermediates, is_leaf=lambda x: isinstance(x, tuple))[0]})
-        raise ValueError(f"The network sowed {len(found)} values named {name!r} (it sows: {', '.join(sown) or 'nothing'}).")
+        sown = ", ".join(sorted(set(names))) or "nothing"
+        raise ValueError(f"The network sowed {len(found)} values named {name!r} (it sows: {sown}).")
     return found[0][0]
 
 

@@ -49,7 +49,12 @@ def read_memory(
 
     The values weighted by :func:`read_weights`; a head with no valid slot reads zeros.
     """
-    return jnp.einsum("bhm,bmv->bhv", read_weights(keys, valid, queries, top_k, scale), values)
+    return weighted_read(read_weights(keys, valid, queries, top_k, scale), values)
+
+
+def weighted_read(weights: jax.Array, values: jax.Array) -> jax.Array:
+    """``weights [B, H, M]`` over the slots of ``values [B, M, V]`` -> each head's read ``[B, H, V]``."""
+    return jnp.einsum("bhm,bmv->bhv", weights, values)
 
 
 def read_weights(keys: jax.Array, valid: jax.Array, queries: jax.Array, top_k: int, scale: float | None = None) -> jax.Array:
@@ -111,11 +116,11 @@ class _DCEMStep(nn.Module):
         if self.single_column:
             column = jnp.concatenate([memory.vision, memory.language], axis=-1)
             weights = read_weights(column, valid, queries[:, :, 0], self.top_k)
-            reads = [jnp.einsum("bhm,bmv->bhv", weights, column)]
+            reads = [weighted_read(weights, column)]
         else:
             weights = read_weights(memory.language, valid, queries[:, :, 0], self.top_k)
             reads = [
-                jnp.einsum("bhm,bmv->bhv", weights, memory.vision),  # language -> vision
+                weighted_read(weights, memory.vision),  # language -> vision
                 read_memory(memory.vision, memory.language, valid, queries[:, :, 1], self.top_k),  # vision -> language
             ]
         reads = jnp.concatenate([r.reshape(r.shape[0], -1) for r in reads], axis=-1)
